@@ -1,0 +1,1 @@
+"""Omnichannel in and out: channel accounts, inbound messages, threads, replies."""

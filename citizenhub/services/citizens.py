@@ -1,0 +1,144 @@
+"""Creating citizen profiles and adding contact points to them."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from citizenhub.errors import ApplicationError
+from citizenhub.models import AuditEvent, Citizen, ContactPoint
+from citizenhub.normalise import NormalisedIdentity, normalise_identity
+from citizenhub.services.audit import audit_record
+from citizenhub.services.identity import live_contact_point
+
+
+def _identity_taken(kind: str, identity: NormalisedIdentity, field: str) -> ValidationError:
+    return ValidationError(
+        {field: ValidationError(f"{identity.normalised} already belongs to another profile.",
+                                code="identity_taken")}
+    )
+
+
+def _check_contact_point(
+    kind: str, value: str, field: str, *, owner: Citizen | None
+) -> NormalisedIdentity:
+    identity = normalise_identity(kind, value, field=field)
+    if kind != ContactPoint.Kind.POSTAL:
+        existing = live_contact_point(kind, identity.match_key)
+        if existing is not None and existing.citizen_id != getattr(owner, "pk", None):
+            raise _identity_taken(kind, identity, field)
+    return identity
+
+
+def contact_point_add(
+    *,
+    citizen: Citizen,
+    kind: str,
+    value: str,
+    source: str = ContactPoint.Source.STAFF,
+    is_primary: bool = False,
+    verification_level: str = ContactPoint.VerificationLevel.UNVERIFIED,
+    actor: AbstractBaseUser | None = None,
+) -> ContactPoint:
+    """Add an identity to a profile; adding one it already has returns the existing row."""
+    if not citizen.is_live:
+        raise ApplicationError(f"Profile {citizen.public_id} is {citizen.status}; it takes no "
+                               "new contact points.", code="not_live")
+    identity = _check_contact_point(kind, value, "value", owner=citizen)
+    existing = citizen.contact_points.filter(
+        kind=kind, match_key=identity.match_key, removed_at__isnull=True
+    ).first()
+    if existing is not None:
+        return existing
+    verified_at = (
+        timezone.now()
+        if verification_level != ContactPoint.VerificationLevel.UNVERIFIED
+        else None
+    )
+    try:
+        with transaction.atomic():
+            if is_primary:
+                citizen.contact_points.filter(kind=kind, is_primary=True).update(is_primary=False)
+            contact_point = ContactPoint.objects.create(
+                citizen=citizen,
+                kind=kind,
+                value=value.strip()[:320],
+                normalised=identity.normalised,
+                match_key=identity.match_key,
+                is_primary=is_primary,
+                source=source,
+                verification_level=verification_level,
+                verified_at=verified_at,
+            )
+            audit_record(action=AuditEvent.Action.UPDATE, target=citizen, actor=actor,
+                         reason="contact point added", details={"kind": kind})
+    except IntegrityError:
+        # Someone else claimed it between our check and our insert.
+        raise _identity_taken(kind, identity, "value") from None
+    return contact_point
+
+
+def citizen_create(
+    *,
+    given_name: str = "",
+    family_name: str = "",
+    date_of_birth: datetime.date | None = None,
+    preferred_language: str = "en",
+    preferred_channel: str = "",
+    accessibility_needs: str = "",
+    contact_points: Sequence[tuple[str, str]] = (),
+    source: str = ContactPoint.Source.STAFF,
+    actor: AbstractBaseUser | None = None,
+) -> Citizen:
+    """Create an active profile with its contact points; any invalid one saves nothing."""
+    errors: dict[str, list[ValidationError]] = {}
+    identities: list[tuple[str, str, NormalisedIdentity]] = []
+    for index, (kind, value) in enumerate(contact_points):
+        field = f"contact_points[{index}].value"
+        try:
+            identities.append((kind, value, _check_contact_point(kind, value, field, owner=None)))
+        except ValidationError as exc:
+            for key, messages in exc.message_dict.items():
+                errors.setdefault(key, []).extend(ValidationError(m) for m in messages)
+    if date_of_birth and date_of_birth > timezone.localdate():
+        errors.setdefault("date_of_birth", []).append(
+            ValidationError("Date of birth cannot be in the future.")
+        )
+    if errors:
+        raise ValidationError(errors)
+
+    try:
+        with transaction.atomic():
+            citizen = Citizen(
+                given_name=given_name.strip(),
+                family_name=family_name.strip(),
+                date_of_birth=date_of_birth,
+                preferred_language=preferred_language,
+                preferred_channel=preferred_channel,
+                accessibility_needs=accessibility_needs,
+            )
+            citizen.full_clean(exclude=["merged_into", "user"])
+            citizen.save()
+            seen_kinds: set[str] = set()
+            for kind, value, identity in identities:
+                ContactPoint.objects.create(
+                    citizen=citizen,
+                    kind=kind,
+                    value=value.strip()[:320],
+                    normalised=identity.normalised,
+                    match_key=identity.match_key,
+                    is_primary=kind not in seen_kinds,
+                    source=source,
+                )
+                seen_kinds.add(kind)
+            audit_record(action=AuditEvent.Action.CREATE, target=citizen, actor=actor)
+    except IntegrityError:
+        raise ValidationError(
+            {"contact_points": "One of these contact points was just claimed by another profile."}
+        ) from None
+    return citizen

@@ -1,0 +1,47 @@
+"""Celery tasks of the hub core; thin: they take ids, call a service and return."""
+
+from __future__ import annotations
+
+import datetime
+
+from celery import shared_task
+from django.core.cache import cache
+from django.utils import timezone
+
+from citizenhub import services
+from citizenhub.models import Citizen
+
+HEARTBEAT_CACHE_KEY = "citizenhub:worker-heartbeat"
+
+
+@shared_task(name="citizenhub.record_worker_heartbeat", queue="default", ignore_result=True)
+def record_worker_heartbeat() -> str:
+    """Beat sends this every minute; readiness and metrics read when a worker last ran one."""
+    now = timezone.now().isoformat()
+    cache.set(HEARTBEAT_CACHE_KEY, now, timeout=600)
+    return now
+
+
+@shared_task(name="citizenhub.record_timeline_entry", queue="default", ignore_result=True)
+def record_timeline_entry_task(
+    *,
+    citizen_public_id: str,
+    kind: str,
+    summary: str,
+    occurred_at: str | None = None,
+    channel: str = "",
+    department: str = "",
+    visibility: str = "staff",
+) -> int:
+    """Record a timeline entry from another process or system (JSON arguments only)."""
+    citizen = Citizen.objects.get(public_id=citizen_public_id)
+    entry = services.record_timeline_entry(
+        citizen=citizen,
+        kind=kind,
+        summary=summary,
+        occurred_at=datetime.datetime.fromisoformat(occurred_at) if occurred_at else None,
+        channel=channel,
+        department=department,
+        visibility=visibility,
+    )
+    return entry.pk

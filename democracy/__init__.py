@@ -1,0 +1,1 @@
+"""Democracy: wards, councillors, consultations, petitions, budgets, surgeries."""

@@ -1,0 +1,1 @@
+"""Communications: topics, subscriptions, the consent ledger, campaigns, contact rules."""
