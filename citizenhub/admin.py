@@ -8,7 +8,14 @@ from django.http import HttpRequest
 
 from citizenhub import services
 from citizenhub.errors import ApplicationError
-from citizenhub.models import Address, AuditEvent, Citizen, CitizenMerge, ContactPoint, TimelineEntry
+from citizenhub.models import (
+    Address,
+    AuditEvent,
+    Citizen,
+    CitizenMerge,
+    ContactPoint,
+    TimelineEntry,
+)
 
 
 class ContactPointInline(admin.TabularInline):
@@ -28,11 +35,23 @@ class AddressInline(admin.TabularInline):
 
 @admin.register(Citizen)
 class CitizenAdmin(admin.ModelAdmin):
-    list_display = ("display_name", "status", "preferred_language", "preferred_channel",
-                    "do_not_contact", "created_at")
+    list_display = (
+        "display_name",
+        "status",
+        "preferred_language",
+        "preferred_channel",
+        "do_not_contact",
+        "created_at",
+    )
     list_filter = ("status", "preferred_language", "preferred_channel", "do_not_contact")
-    search_fields = ("given_name", "family_name", "=public_id",
-                     "contact_points__match_key", "addresses__postcode", "=addresses__uprn")
+    search_fields = (
+        "given_name",
+        "family_name",
+        "=public_id",
+        "contact_points__match_key",
+        "addresses__postcode",
+        "=addresses__uprn",
+    )
     readonly_fields = ("public_id", "status", "merged_into", "created_at", "updated_at")
     raw_id_fields = ("user",)
     inlines = [ContactPointInline, AddressInline]
@@ -42,8 +61,16 @@ class CitizenAdmin(admin.ModelAdmin):
 
 @admin.register(ContactPoint)
 class ContactPointAdmin(admin.ModelAdmin):
-    list_display = ("normalised", "kind", "citizen", "is_primary", "verification_level",
-                    "source", "undeliverable_at", "removed_at")
+    list_display = (
+        "normalised",
+        "kind",
+        "citizen",
+        "is_primary",
+        "verification_level",
+        "source",
+        "undeliverable_at",
+        "removed_at",
+    )
     list_filter = ("kind", "verification_level", "source", "is_primary")
     search_fields = ("match_key", "value", "citizen__family_name")
     raw_id_fields = ("citizen",)
@@ -62,8 +89,15 @@ class AddressAdmin(admin.ModelAdmin):
 
 @admin.register(TimelineEntry)
 class TimelineEntryAdmin(admin.ModelAdmin):
-    list_display = ("occurred_at", "citizen", "kind", "channel", "department", "summary",
-                    "visibility")
+    list_display = (
+        "occurred_at",
+        "citizen",
+        "kind",
+        "channel",
+        "department",
+        "summary",
+        "visibility",
+    )
     list_filter = ("kind", "channel", "visibility", "department")
     search_fields = ("summary", "=citizen__public_id")
     raw_id_fields = ("citizen",)
@@ -77,8 +111,15 @@ class TimelineEntryAdmin(admin.ModelAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ("occurred_at", "actor_label", "action", "target_type", "target_id",
-                    "citizen", "reason")
+    list_display = (
+        "occurred_at",
+        "actor_label",
+        "action",
+        "target_type",
+        "target_id",
+        "citizen",
+        "reason",
+    )
     list_filter = ("action", "target_type")
     search_fields = ("actor_label", "=target_id", "=citizen__public_id", "reason")
     list_select_related = ("citizen", "target_type")
@@ -101,8 +142,17 @@ class CitizenMergeAdmin(admin.ModelAdmin):
     list_filter = ("unmerged_at",)
     search_fields = ("=survivor__public_id", "=duplicate__public_id", "reason")
     list_select_related = ("survivor", "duplicate", "merged_by")
-    readonly_fields = ("survivor", "duplicate", "merged_at", "merged_by", "reason",
-                       "field_choices", "snapshot", "unmerged_at", "unmerged_by")
+    readonly_fields = (
+        "survivor",
+        "duplicate",
+        "merged_at",
+        "merged_by",
+        "reason",
+        "field_choices",
+        "snapshot",
+        "unmerged_at",
+        "unmerged_by",
+    )
     actions = ["unmerge"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -53,7 +53,5 @@ def readyz(request: HttpRequest) -> JsonResponse:
     checks = {name: ("ok" if problem is None else problem) for name, problem in results.items()}
     down = sorted(name for name, problem in results.items() if problem is not None)
     if down:
-        return JsonResponse(
-            {"status": "unavailable", "down": down, "checks": checks}, status=503
-        )
+        return JsonResponse({"status": "unavailable", "down": down, "checks": checks}, status=503)
     return JsonResponse({"status": "ok", "checks": checks})

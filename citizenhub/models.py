@@ -293,9 +293,7 @@ class CitizenMerge(models.Model):
     """The record of one merge: enough to explain it, and to undo it exactly."""
 
     survivor = models.ForeignKey(Citizen, on_delete=models.PROTECT, related_name="merges_kept")
-    duplicate = models.ForeignKey(
-        Citizen, on_delete=models.PROTECT, related_name="merges_absorbed"
-    )
+    duplicate = models.ForeignKey(Citizen, on_delete=models.PROTECT, related_name="merges_absorbed")
     merged_at = models.DateTimeField(default=timezone.now)
     merged_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"

@@ -60,5 +60,5 @@ def citizen_by_identity(queryset: QuerySet[Citizen], kind: str, match_key: str) 
     return queryset.filter(_identity_match(kind, match_key))
 
 
-def timeline_for_citizen(citizen: Citizen) -> QuerySet[TimelineEntry]:
-    return TimelineEntry.objects.filter(citizen=citizen).select_related("source_type")
+def timeline_entries() -> QuerySet[TimelineEntry]:
+    return TimelineEntry.objects.select_related("source_type")

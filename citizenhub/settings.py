@@ -199,6 +199,16 @@ CELERY_TASK_QUEUES = [
     Queue("default"),
 ]
 CELERY_TASK_CREATE_MISSING_QUEUES = False
+# Every task's queue, by task name: ingest (inbound messages), outbound (sending), bulk
+# (campaigns, imports, retention), default (everything short). Workers can then be scaled
+# per queue, e.g. `celery -A citizenhub worker -Q ingest`.
+CELERY_TASK_ROUTES = {
+    "channels.ingest*": {"queue": "ingest"},
+    "channels.poll*": {"queue": "ingest"},
+    "channels.send*": {"queue": "outbound"},
+    "engagement.*": {"queue": "bulk"},
+    "citizenhub.*": {"queue": "default"},
+}
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULE = {
@@ -240,6 +250,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "ChannelKindEnum": "citizenhub.models.ChannelKind",
+        "ContactPointKindEnum": "citizenhub.models.ContactPoint.Kind",
+        "TimelineEntryKindEnum": "citizenhub.models.TimelineEntry.Kind",
+        "CitizenStatusEnum": "citizenhub.models.Citizen.Status",
+    },
 }
 
 # --- Logging ------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from citizenhub.models import Citizen
 HEARTBEAT_CACHE_KEY = "citizenhub:worker-heartbeat"
 
 
-@shared_task(name="citizenhub.record_worker_heartbeat", queue="default", ignore_result=True)
+@shared_task(name="citizenhub.record_worker_heartbeat", ignore_result=True)
 def record_worker_heartbeat() -> str:
     """Beat sends this every minute; readiness and metrics read when a worker last ran one."""
     now = timezone.now().isoformat()
@@ -22,7 +22,7 @@ def record_worker_heartbeat() -> str:
     return now
 
 
-@shared_task(name="citizenhub.record_timeline_entry", queue="default", ignore_result=True)
+@shared_task(name="citizenhub.record_timeline_entry", ignore_result=True)
 def record_timeline_entry_task(
     *,
     citizen_public_id: str,

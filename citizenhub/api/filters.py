@@ -21,7 +21,8 @@ def _normalised_or_400(normalise, value: str, field: str) -> str:
 
 class CitizenFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(
-        method="filter_q", max_length=selectors.SEARCH_TERM_LIMIT,
+        method="filter_q",
+        max_length=selectors.SEARCH_TERM_LIMIT,
         label="Search by name, e-mail address or phone number",
     )
     email = django_filters.CharFilter(method="filter_email", label="Exact e-mail address")

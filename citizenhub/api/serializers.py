@@ -28,8 +28,16 @@ class ContactPointSerializer(serializers.ModelSerializer):
     class Meta:
         model = ContactPoint
         fields = [
-            "id", "kind", "value", "normalised", "is_primary", "verification_level",
-            "verified_at", "source", "undeliverable_at", "created_at",
+            "id",
+            "kind",
+            "value",
+            "normalised",
+            "is_primary",
+            "verification_level",
+            "verified_at",
+            "source",
+            "undeliverable_at",
+            "created_at",
         ]
         read_only_fields = fields
 
@@ -60,9 +68,20 @@ class CitizenSerializer(serializers.ModelSerializer):
     class Meta:
         model = Citizen
         fields = [
-            "id", "display_name", "given_name", "family_name", "date_of_birth",
-            "preferred_language", "preferred_channel", "accessibility_needs", "do_not_contact",
-            "status", "merged_into", "contact_points", "created_at", "updated_at",
+            "id",
+            "display_name",
+            "given_name",
+            "family_name",
+            "date_of_birth",
+            "preferred_language",
+            "preferred_channel",
+            "accessibility_needs",
+            "do_not_contact",
+            "status",
+            "merged_into",
+            "contact_points",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = fields
 
@@ -100,8 +119,15 @@ class TimelineEntrySerializer(serializers.ModelSerializer):
     class Meta:
         model = TimelineEntry
         fields = [
-            "id", "occurred_at", "kind", "channel", "department", "service_code", "summary",
-            "visibility", "source",
+            "id",
+            "occurred_at",
+            "kind",
+            "channel",
+            "department",
+            "service_code",
+            "summary",
+            "visibility",
+            "source",
         ]
         read_only_fields = fields
 
@@ -115,5 +141,7 @@ class TimelineEntrySerializer(serializers.ModelSerializer):
     def get_source(self, entry: TimelineEntry) -> dict[str, str] | None:
         if entry.source_type_id is None:
             return None
-        return {"type": entry.source_type.natural_key()[0] + "." + entry.source_type.model,
-                "id": entry.source_id}
+        return {
+            "type": entry.source_type.natural_key()[0] + "." + entry.source_type.model,
+            "id": entry.source_id,
+        }

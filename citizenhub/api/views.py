@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -21,11 +27,17 @@ ERRORS = {
     403: OpenApiResponse(description="Signed in, but not council staff."),
 }
 NOT_FOUND = {404: OpenApiResponse(description="No citizen with that id.")}
+CITIZEN_ID = OpenApiParameter(
+    "id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The citizen's public id."
+)
 
 
-class CitizenViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
-):
+@extend_schema_view(
+    retrieve=extend_schema(parameters=[CITIZEN_ID]),
+    contact_points=extend_schema(parameters=[CITIZEN_ID]),
+    timeline=extend_schema(parameters=[CITIZEN_ID]),
+)
+class CitizenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Citizen profiles: one per person, whatever channel they reach the council by."""
 
     serializer_class = s.CitizenSerializer
@@ -36,6 +48,8 @@ class CitizenViewSet(
     lookup_value_converter = "uuid"
 
     def get_queryset(self):
+        if self.action == "timeline":
+            return selectors.timeline_entries()
         return selectors.citizens_with_contact_points()
 
     def _citizen(self) -> Citizen:
@@ -58,7 +72,9 @@ class CitizenViewSet(
     def retrieve(self, request: Request, *args, **kwargs) -> Response:
         citizen = self.get_object()
         services.audit_record(
-            action=AuditEvent.Action.VIEW, target=citizen, actor=request.user,
+            action=AuditEvent.Action.VIEW,
+            target=citizen,
+            actor=request.user,
             reason="API read",
         )
         return Response(self.get_serializer(citizen).data)
@@ -90,11 +106,20 @@ class CitizenViewSet(
         description="Adding one the citizen already has returns it with 200; one that belongs "
         "to another profile is refused (400) so that identities are never shared.",
         request=s.ContactPointInputSerializer,
-        responses={201: s.ContactPointSerializer, 200: s.ContactPointSerializer,
-                   **ERRORS, **NOT_FOUND},
+        responses={
+            201: s.ContactPointSerializer,
+            200: s.ContactPointSerializer,
+            **ERRORS,
+            **NOT_FOUND,
+        },
     )
-    @action(detail=True, methods=["get", "post"], url_path="contact-points",
-            pagination_class=None, filterset_class=None)
+    @action(
+        detail=True,
+        methods=["get", "post"],
+        url_path="contact-points",
+        pagination_class=None,
+        filterset_class=None,
+    )
     def contact_points(self, request: Request, id=None) -> Response:
         citizen = self._citizen()
         if request.method == "GET":
@@ -122,10 +147,15 @@ class CitizenViewSet(
         ],
         responses={200: s.TimelineEntrySerializer(many=True), **ERRORS, **NOT_FOUND},
     )
-    @action(detail=True, methods=["get"], pagination_class=TimelinePagination,
-            filterset_class=TimelineFilter, serializer_class=s.TimelineEntrySerializer)
+    @action(
+        detail=True,
+        methods=["get"],
+        pagination_class=TimelinePagination,
+        filterset_class=TimelineFilter,
+        serializer_class=s.TimelineEntrySerializer,
+    )
     def timeline(self, request: Request, id=None) -> Response:
         citizen = self._citizen()
-        entries = self.filter_queryset(selectors.timeline_for_citizen(citizen))
+        entries = self.filter_queryset(self.get_queryset().filter(citizen=citizen))
         page = self.paginate_queryset(entries)
         return self.get_paginated_response(s.TimelineEntrySerializer(page, many=True).data)

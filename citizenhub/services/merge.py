@@ -77,7 +77,7 @@ def linked_relations() -> list[tuple[type[models.Model], str]]:
     """Every (model, foreign key name) that points at Citizen and moves with a merge."""
     relations = []
     for relation in Citizen._meta.related_objects:
-        if not relation.many_to_one:
+        if not relation.one_to_many:  # reverse side of a ForeignKey to Citizen
             continue
         model, field_name = relation.related_model, relation.field.name
         if (model, field_name) not in _NOT_MOVED:
@@ -135,7 +135,8 @@ def _lock_pair(first: Citizen, second: Citizen) -> tuple[Citizen, Citizen]:
     # Lock in primary-key order so two merges touching the same profiles cannot deadlock.
     locked = {
         c.pk: c
-        for c in Citizen.objects.select_for_update().filter(pk__in=[first.pk, second.pk])
+        for c in Citizen.objects.select_for_update()
+        .filter(pk__in=[first.pk, second.pk])
         .order_by("pk")
     }
     return locked[first.pk], locked[second.pk]
@@ -162,12 +163,14 @@ def citizen_merge(
             "repointed_merged_profiles": [],
         }
         merge = CitizenMerge.objects.create(
-            survivor=survivor, duplicate=duplicate, merged_by=by, reason=reason.strip(),
-            field_choices=choices, snapshot=snapshot,
+            survivor=survivor,
+            duplicate=duplicate,
+            merged_by=by,
+            reason=reason.strip(),
+            field_choices=choices,
+            snapshot=snapshot,
         )
-        citizen_merging.send(
-            sender=Citizen, survivor=survivor, duplicate=duplicate, merge=merge
-        )
+        citizen_merging.send(sender=Citizen, survivor=survivor, duplicate=duplicate, merge=merge)
 
         for model, group_field in _PRIMARY_FLAGGED.items():
             demoted = _demote_clashing_primaries(model, group_field, survivor, duplicate)
@@ -209,11 +212,17 @@ def citizen_merge(
         merge.snapshot = snapshot
         merge.save(update_fields=["snapshot"])
         audit_record(
-            action=AuditEvent.Action.MERGE, target=survivor, actor=by, reason=reason,
+            action=AuditEvent.Action.MERGE,
+            target=survivor,
+            actor=by,
+            reason=reason,
             details={"duplicate": str(duplicate.public_id), "merge_id": merge.pk},
         )
         audit_record(
-            action=AuditEvent.Action.MERGE, target=duplicate, actor=by, reason=reason,
+            action=AuditEvent.Action.MERGE,
+            target=duplicate,
+            actor=by,
+            reason=reason,
             details={"survivor": str(survivor.public_id), "merge_id": merge.pk},
         )
         citizen_merged.send(sender=Citizen, survivor=survivor, duplicate=duplicate, merge=merge)
@@ -297,7 +306,10 @@ def citizen_unmerge(
         merge.save(update_fields=["unmerged_at", "unmerged_by"])
         for target in (survivor, duplicate):
             audit_record(
-                action=AuditEvent.Action.UNMERGE, target=target, actor=by, reason=reason,
+                action=AuditEvent.Action.UNMERGE,
+                target=target,
+                actor=by,
+                reason=reason,
                 details={"merge_id": merge.pk},
             )
         citizen_unmerged.send(sender=Citizen, merge=merge)
