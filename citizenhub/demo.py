@@ -50,9 +50,7 @@ def register_demo_seeder(name: str, *, order: int) -> Callable[[SeederFunction],
     def decorator(function: SeederFunction) -> SeederFunction:
         existing = _seeders.get(name)
         # Re-importing a module re-registers the same function; two apps sharing a name is a bug.
-        if existing is not None and _qualified_name(existing.function) != _qualified_name(
-            function
-        ):
+        if existing is not None and _qualified_name(existing.function) != _qualified_name(function):
             raise ImproperlyConfigured(
                 f"Demo seeder {name!r} is registered by both "
                 f"{_qualified_name(existing.function)} and {_qualified_name(function)}."

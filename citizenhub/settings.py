@@ -206,12 +206,18 @@ CELERY_TASK_ROUTES = {
     "channels.ingest*": {"queue": "ingest"},
     "channels.poll*": {"queue": "ingest"},
     "channels.send*": {"queue": "outbound"},
+    "channels.*": {"queue": "default"},
     "engagement.*": {"queue": "bulk"},
     "citizenhub.*": {"queue": "default"},
 }
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULE = {
+    "channels-poll-due": {
+        "task": "channels.poll_due",
+        "schedule": 15.0,
+        "options": {"expires": 14},
+    },
     "worker-heartbeat": {
         "task": "citizenhub.record_worker_heartbeat",
         "schedule": 60.0,
@@ -269,6 +275,32 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- E-mail (outbound relay; each channel may name its own) ------------------------------
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "no-reply@citizenhub.invalid")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# --- Channels -----------------------------------------------------------------------------
+CHANNELS_INGEST_BATCH_SIZE = env_int("CHANNELS_INGEST_BATCH_SIZE", 200, minimum=1)
+CHANNELS_MAX_ATTACHMENT_BYTES = env_int("CHANNELS_MAX_ATTACHMENT_BYTES", 20 * 1024 * 1024)
+# Webhook bodies above this are refused with 413 before being read.
+CHANNELS_MAX_WEBHOOK_BYTES = env_int("CHANNELS_MAX_WEBHOOK_BYTES", 40 * 1024 * 1024)
+CHANNELS_SMTP_MAX_MESSAGE_BYTES = env_int("CHANNELS_SMTP_MAX_MESSAGE_BYTES", 40 * 1024 * 1024)
+# Executables are kept inside the raw message but never stored as files staff could open.
+CHANNELS_REFUSED_ATTACHMENT_TYPES = {
+    "application/x-msdownload",
+    "application/x-dosexec",
+    "application/vnd.microsoft.portable-executable",
+    "application/x-executable",
+    "application/x-elf",
+    "application/x-mach-binary",
+    "application/x-msi",
+}
+CHANNELS_MESSAGE_ID_DOMAIN = env_str(
+    "CHANNELS_MESSAGE_ID_DOMAIN", (ALLOWED_HOSTS[0] if ALLOWED_HOSTS else "citizenhub.invalid")
+)
 
 # --- CitizenHub ---------------------------------------------------------------------------
 COUNCIL_NAME = env_str("COUNCIL_NAME", "Northmoor District Council")

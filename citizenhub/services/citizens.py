@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import uuid
 from collections.abc import Sequence
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -19,8 +20,11 @@ from citizenhub.services.identity import live_contact_point
 
 def _identity_taken(kind: str, identity: NormalisedIdentity, field: str) -> ValidationError:
     return ValidationError(
-        {field: ValidationError(f"{identity.normalised} already belongs to another profile.",
-                                code="identity_taken")}
+        {
+            field: ValidationError(
+                f"{identity.normalised} already belongs to another profile.", code="identity_taken"
+            )
+        }
     )
 
 
@@ -47,8 +51,10 @@ def contact_point_add(
 ) -> ContactPoint:
     """Add an identity to a profile; adding one it already has returns the existing row."""
     if not citizen.is_live:
-        raise ApplicationError(f"Profile {citizen.public_id} is {citizen.status}; it takes no "
-                               "new contact points.", code="not_live")
+        raise ApplicationError(
+            f"Profile {citizen.public_id} is {citizen.status}; it takes no new contact points.",
+            code="not_live",
+        )
     identity = _check_contact_point(kind, value, "value", owner=citizen)
     existing = citizen.contact_points.filter(
         kind=kind, match_key=identity.match_key, removed_at__isnull=True
@@ -56,9 +62,7 @@ def contact_point_add(
     if existing is not None:
         return existing
     verified_at = (
-        timezone.now()
-        if verification_level != ContactPoint.VerificationLevel.UNVERIFIED
-        else None
+        timezone.now() if verification_level != ContactPoint.VerificationLevel.UNVERIFIED else None
     )
     try:
         with transaction.atomic():
@@ -75,8 +79,13 @@ def contact_point_add(
                 verification_level=verification_level,
                 verified_at=verified_at,
             )
-            audit_record(action=AuditEvent.Action.UPDATE, target=citizen, actor=actor,
-                         reason="contact point added", details={"kind": kind})
+            audit_record(
+                action=AuditEvent.Action.UPDATE,
+                target=citizen,
+                actor=actor,
+                reason="contact point added",
+                details={"kind": kind},
+            )
     except IntegrityError:
         # Someone else claimed it between our check and our insert.
         raise _identity_taken(kind, identity, "value") from None
@@ -94,6 +103,7 @@ def citizen_create(
     contact_points: Sequence[tuple[str, str]] = (),
     source: str = ContactPoint.Source.STAFF,
     actor: AbstractBaseUser | None = None,
+    public_id: uuid.UUID | None = None,
 ) -> Citizen:
     """Create an active profile with its contact points; any invalid one saves nothing."""
     errors: dict[str, list[ValidationError]] = {}
@@ -122,6 +132,8 @@ def citizen_create(
                 preferred_channel=preferred_channel,
                 accessibility_needs=accessibility_needs,
             )
+            if public_id is not None:  # a caller-chosen id makes re-imports idempotent
+                citizen.public_id = public_id
             citizen.full_clean(exclude=["merged_into", "user"])
             citizen.save()
             seen_kinds: set[str] = set()

@@ -1,0 +1,1 @@
+"""Service functions of the channels app: ingest, threading, routing, polling, sending."""

@@ -1,0 +1,197 @@
+"""Replies and messages to citizens: queued in the database, sent by a task, idempotent."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.mail import make_msgid
+from django.db import transaction
+from django.utils import timezone
+
+from channels.adapters import PermanentSendError, TransientChannelError, adapter_for
+from channels.models import Channel, InboundMessage, OutboundMessage, Thread
+from citizenhub.errors import ApplicationError
+from citizenhub.models import ContactPoint, TimelineEntry
+from citizenhub.services.timeline import record_timeline_entry
+
+logger = logging.getLogger(__name__)
+MAX_REFERENCES = 20
+BODY_LIMIT = 50_000
+
+
+def _enqueue_send(outbound_id: int) -> None:
+    from channels.tasks import send_outbound_message
+
+    send_outbound_message.delay(outbound_id)
+
+
+def _reply_subject(thread: Thread) -> str:
+    subject = thread.subject or "Your message to the council"
+    if not subject.lower().startswith("re:"):
+        subject = f"Re: {subject}"
+    if f"[{thread.reference}]" not in subject:
+        subject = f"{subject} [{thread.reference}]"
+    return subject[:300]
+
+
+def _recipient(thread: Thread, last_inbound: InboundMessage | None) -> str:
+    """Reply to the address the resident last wrote from, if we can still deliver there."""
+    if last_inbound and last_inbound.contact_point_id:
+        point = ContactPoint.objects.filter(
+            pk=last_inbound.contact_point_id, removed_at__isnull=True
+        ).first()
+        if point and not point.undeliverable_at:
+            return point.normalised
+    kind = last_inbound.sender_kind if last_inbound else ContactPoint.Kind.EMAIL
+    point = (
+        thread.citizen.contact_points.filter(
+            kind=kind, removed_at__isnull=True, undeliverable_at__isnull=True
+        )
+        .order_by("-is_primary", "-created_at")
+        .first()
+    )
+    if point is None:
+        raise ApplicationError(
+            "This resident has no deliverable address on this channel; add one first.",
+            code="no_recipient",
+        )
+    return point.normalised
+
+
+def thread_reply(
+    *, thread: Thread, body: str, by: AbstractBaseUser | None, subject: str | None = None
+) -> OutboundMessage:
+    """Queue a reply in the thread's own channel; a task sends it after commit.
+
+    A reply on a disabled or failing channel is still queued (never lost); it carries the
+    reason as its last error and goes out when the channel is working again.
+    """
+    body = body.strip()
+    if not body:
+        raise ApplicationError("Write a reply before sending.", code="empty_reply")
+    if len(body) > BODY_LIMIT:
+        raise ApplicationError(
+            f"Replies can be at most {BODY_LIMIT:,} characters.", code="reply_too_long"
+        )
+    with transaction.atomic():
+        thread = (
+            Thread.objects.select_for_update()
+            .select_related("channel", "citizen")
+            .get(pk=thread.pk)
+        )
+        last_inbound = (
+            thread.inbound_messages.exclude(classification=InboundMessage.Classification.DUPLICATE)
+            .order_by("-received_at", "-pk")
+            .first()
+        )
+        references = []
+        in_reply_to = ""
+        if last_inbound and last_inbound.message_id:
+            in_reply_to = last_inbound.message_id
+            references = [*last_inbound.references, last_inbound.message_id][-MAX_REFERENCES:]
+        outbound = OutboundMessage.objects.create(
+            channel=thread.channel,
+            thread=thread,
+            citizen=thread.citizen,
+            to_value=_recipient(thread, last_inbound),
+            subject=(subject or _reply_subject(thread))[:300],
+            body_text=body,
+            message_id=make_msgid(domain=settings.CHANNELS_MESSAGE_ID_DOMAIN)[1:-1],
+            in_reply_to=in_reply_to,
+            references=references,
+            created_by=by,
+            last_error=""
+            if thread.channel.enabled
+            else "Channel is disabled; queued until it is enabled again.",
+        )
+        thread.status = Thread.Status.WAITING
+        thread.last_message_at = timezone.now()
+        thread.save(update_fields=["status", "last_message_at"])
+        if thread.channel.enabled:
+            transaction.on_commit(lambda: _enqueue_send(outbound.pk))
+    return outbound
+
+
+def _claim_for_sending(outbound_id: int) -> OutboundMessage | None:
+    """Move a queued message to `sending`, or return None if it is not ours to send."""
+    with transaction.atomic():
+        outbound = (
+            OutboundMessage.objects.select_for_update()
+            .select_related("channel", "thread")
+            .filter(pk=outbound_id)
+            .first()
+        )
+        if outbound is None or outbound.status != OutboundMessage.Status.QUEUED:
+            return None
+        if not outbound.channel.enabled:
+            outbound.last_error = "Channel is disabled; queued until it is enabled again."
+            outbound.save(update_fields=["last_error"])
+            return None
+        outbound.status = OutboundMessage.Status.SENDING
+        outbound.attempts += 1
+        outbound.save(update_fields=["status", "attempts"])
+    return outbound
+
+
+def send_outbound(*, outbound_id: int) -> str:
+    """Send one queued message through its channel's adapter. Idempotent: only a `queued`
+    message is sent, and it is marked `sending` in its own transaction before the provider
+    is called, so a redelivered task never sends twice.
+
+    Raises TransientChannelError (after putting the message back to `queued`) so the task
+    retries with back-off.
+    """
+    outbound = _claim_for_sending(outbound_id)
+    if outbound is None:
+        return "skipped"
+    try:
+        result = adapter_for(outbound.channel).send(outbound)
+    except TransientChannelError as exc:
+        OutboundMessage.objects.filter(pk=outbound.pk).update(
+            status=OutboundMessage.Status.QUEUED, last_error=str(exc)[:2000]
+        )
+        _channel_failed(outbound.channel, exc)
+        raise
+    except (PermanentSendError, Exception) as exc:
+        logger.exception("sending outbound message %s failed", outbound.pk)
+        OutboundMessage.objects.filter(pk=outbound.pk).update(
+            status=OutboundMessage.Status.FAILED, last_error=f"{type(exc).__name__}: {exc}"[:2000]
+        )
+        return "failed"
+    with transaction.atomic():
+        outbound.status = OutboundMessage.Status.SENT
+        outbound.sent_at = timezone.now()
+        outbound.provider_message_id = result.provider_message_id[:255]
+        outbound.last_error = ""
+        outbound.save(update_fields=["status", "sent_at", "provider_message_id", "last_error"])
+        record_timeline_entry(
+            citizen=outbound.citizen,
+            kind=TimelineEntry.Kind.MESSAGE_OUT,
+            occurred_at=outbound.sent_at,
+            summary=f"{outbound.subject}: {outbound.body_text}",
+            channel=outbound.channel.timeline_channel,
+            department=outbound.thread.department if outbound.thread else "",
+            visibility=TimelineEntry.Visibility.RESIDENT,
+            source=outbound,
+        )
+    return "sent"
+
+
+def _channel_failed(channel: Channel, exc: Exception) -> None:
+    Channel.objects.filter(pk=channel.pk).update(
+        last_error=f"send: {type(exc).__name__}: {exc}"[:2000], last_error_at=timezone.now()
+    )
+
+
+def release_queued_outbound(*, channel: Channel) -> int:
+    """Enqueue every queued message of a channel (after it is enabled or recovers)."""
+    ids = list(
+        OutboundMessage.objects.filter(
+            channel=channel, status=OutboundMessage.Status.QUEUED
+        ).values_list("pk", flat=True)
+    )
+    for outbound_id in ids:
+        transaction.on_commit(lambda outbound_id=outbound_id: _enqueue_send(outbound_id))
+    return len(ids)
