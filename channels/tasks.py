@@ -25,6 +25,10 @@ def ingest_inbound_batch(self, message_ids: list[int]) -> dict:
     try:
         report = ingest.ingest_inbound_messages(message_ids)
     except TRANSIENT_DB_ERRORS as exc:
+        if self.request.is_eager:
+            # In-process (demo) there is no broker to retry through: the rows stay
+            # `received` and the sweeper picks them up again.
+            return {"deferred": len(message_ids)}
         if self.request.retries >= self.max_retries:
             ingest.mark_failed(message_ids=message_ids, error=f"database unavailable: {exc}")
             return {"failed": len(message_ids)}
@@ -36,7 +40,7 @@ def ingest_inbound_batch(self, message_ids: list[int]) -> dict:
             for message_id in message_ids:
                 ingest_inbound_batch.delay([message_id])
             return {"split": len(message_ids)}
-        if self.request.retries >= self.max_retries:
+        if self.request.retries >= self.max_retries or self.request.is_eager:
             ingest.mark_failed(message_ids=message_ids, error=traceback.format_exc(limit=8))
             return {"failed": 1}
         raise self.retry(countdown=backoff_seconds(self.request.retries)) from None
@@ -53,9 +57,9 @@ def send_outbound_message(self, outbound_id: int) -> str:
     try:
         return outbound.send_outbound(outbound_id=outbound_id)
     except (TransientChannelError, *TRANSIENT_DB_ERRORS) as exc:
-        if self.request.retries >= self.max_retries:
-            # Left `queued` with its error: visible to staff and released when fixed.
-            return "gave_up_for_now"
+        if self.request.retries >= self.max_retries or self.request.is_eager:
+            # Left `queued` with its error, visible to staff; the sweeper tries it again.
+            return "queued"
         raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries, base=15)) from exc
 
 
@@ -70,3 +74,17 @@ def poll_due_channels() -> int:
     for channel_id in due:
         poll_channel.delay(channel_id)
     return len(due)
+
+
+@shared_task(name="channels.sweep_stale", ignore_result=True)
+def sweep_stale_messages() -> dict:
+    """The database is the outbox: re-enqueue inbound messages still `received` and replies
+    still `queued` after a while, whether the publish was lost after commit, a worker died or
+    retries ran out. Enqueueing twice is harmless: both steps lock and check status first."""
+    received = ingest.stale_received_ids()
+    for start in range(0, len(received), 200):
+        ingest_inbound_batch.delay(received[start : start + 200])
+    queued = outbound.stale_queued_ids()
+    for outbound_id in queued:
+        send_outbound_message.delay(outbound_id)
+    return {"inbound": len(received), "outbound": len(queued)}

@@ -213,6 +213,11 @@ CELERY_TASK_ROUTES = {
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULE = {
+    "channels-sweep-stale": {
+        "task": "channels.sweep_stale",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     "channels-poll-due": {
         "task": "channels.poll_due",
         "schedule": 15.0,
@@ -261,6 +266,7 @@ SPECTACULAR_SETTINGS = {
         "ContactPointKindEnum": "citizenhub.models.ContactPoint.Kind",
         "TimelineEntryKindEnum": "citizenhub.models.TimelineEntry.Kind",
         "CitizenStatusEnum": "citizenhub.models.Citizen.Status",
+        "ThreadStatusEnum": "channels.models.Thread.Status",
     },
 }
 

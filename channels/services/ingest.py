@@ -18,6 +18,7 @@ import traceback
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import django.dispatch
 import filetype
@@ -475,3 +476,15 @@ def reprocess_messages(*, message_ids: Sequence[int]) -> int:
         if ids:
             transaction.on_commit(lambda: _enqueue_ingest(ids))
     return len(ids)
+
+
+def stale_received_ids(*, older_than_seconds: int = 120, limit: int = 5000) -> list[int]:
+    """Messages stored but still not processed after longer than ingest should take."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    return list(
+        InboundMessage.objects.filter(
+            status=InboundMessage.Status.RECEIVED, received_at__lt=cutoff
+        )
+        .order_by("received_at")
+        .values_list("pk", flat=True)[:limit]
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -195,3 +196,15 @@ def release_queued_outbound(*, channel: Channel) -> int:
     for outbound_id in ids:
         transaction.on_commit(lambda outbound_id=outbound_id: _enqueue_send(outbound_id))
     return len(ids)
+
+
+def stale_queued_ids(*, older_than_seconds: int = 120, limit: int = 1000) -> list[int]:
+    """Queued replies on enabled channels that have waited longer than a send should take."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    return list(
+        OutboundMessage.objects.filter(
+            status=OutboundMessage.Status.QUEUED, created_at__lt=cutoff, channel__enabled=True
+        )
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )

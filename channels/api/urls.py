@@ -1,0 +1,10 @@
+"""API routes of the channels app, mounted under /api/v1/."""
+
+from rest_framework.routers import SimpleRouter
+
+from channels.api.views import ThreadViewSet
+
+router = SimpleRouter(trailing_slash=True)
+router.register("threads", ThreadViewSet, basename="thread")
+
+urlpatterns = router.urls
