@@ -482,9 +482,7 @@ def stale_received_ids(*, older_than_seconds: int = 120, limit: int = 5000) -> l
     """Messages stored but still not processed after longer than ingest should take."""
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     return list(
-        InboundMessage.objects.filter(
-            status=InboundMessage.Status.RECEIVED, received_at__lt=cutoff
-        )
+        InboundMessage.objects.filter(status=InboundMessage.Status.RECEIVED, received_at__lt=cutoff)
         .order_by("received_at")
         .values_list("pk", flat=True)[:limit]
     )
