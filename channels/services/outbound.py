@@ -119,7 +119,7 @@ def _claim_for_sending(outbound_id: int) -> OutboundMessage | None:
     """Move a queued message to `sending`, or return None if it is not ours to send."""
     with transaction.atomic():
         outbound = (
-            OutboundMessage.objects.select_for_update()
+            OutboundMessage.objects.select_for_update(of=("self",))
             .select_related("channel", "thread")
             .filter(pk=outbound_id)
             .first()
