@@ -135,7 +135,7 @@ def registered_kinds() -> list[str]:
 
 # Provider modules, imported on first use so that importing the registry does not import
 # every provider's client library.
-ADAPTER_MODULES = ("email_smtp",)
+ADAPTER_MODULES = ("email_smtp", "email_imap", "email_webhook")
 
 
 def _load_adapters() -> None:

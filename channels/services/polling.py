@@ -84,18 +84,24 @@ def poll_channel(*, channel_id: int) -> PollOutcome:
             logger.warning("polling channel %s failed: %r", channel.slug, exc)
             record_poll_failure(channel, exc)
             return PollOutcome("failed", error=str(exc))
-        with transaction.atomic():
-            stored = store_raw_messages(channel=channel, raws=result.messages)
-            for key, state in result.cursors:
-                ChannelCursor.objects.update_or_create(
-                    channel=channel, key=key, defaults={"state": state}
+        try:
+            with transaction.atomic():
+                stored = store_raw_messages(channel=channel, raws=result.messages)
+                for key, state in result.cursors:
+                    ChannelCursor.objects.update_or_create(
+                        channel=channel, key=key, defaults={"state": state}
+                    )
+                Channel.objects.filter(pk=channel_id).update(
+                    last_success_at=timezone.now(),
+                    consecutive_failures=0,
+                    backoff_until=None,
+                    last_error="",
                 )
-            Channel.objects.filter(pk=channel_id).update(
-                last_success_at=timezone.now(),
-                consecutive_failures=0,
-                backoff_until=None,
-                last_error="",
-            )
+        except Exception as exc:
+            # Nothing was stored and no cursor moved: the next poll fetches the same again.
+            logger.exception("storing messages polled from %s failed", channel.slug)
+            record_poll_failure(channel, exc)
+            return PollOutcome("failed", error=str(exc))
         return PollOutcome("polled", len(stored.new_ids), stored.duplicates)
     finally:
         cache.delete(_lock_key(channel_id))
