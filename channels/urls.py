@@ -1,7 +1,15 @@
 """URL routes of the channels app (webhooks, metrics, staff channel pages)."""
 
-from django.urls import path  # noqa: F401 - used as routes are added below
+from django.urls import path
+
+from channels import metrics, views, webhooks
 
 app_name = "channels"
 
-urlpatterns: list = []
+urlpatterns: list = [
+    path("metrics", metrics.metrics_view, name="metrics"),
+    path("staff/channels/", views.channel_health, name="channel-health"),
+    path("hooks/<slug:slug>/", webhooks.inbound_webhook, name="inbound-webhook"),
+    # Mailgun posts the raw MIME message only to forward() URLs ending in "mime".
+    path("hooks/<slug:slug>/mime", webhooks.inbound_webhook, name="inbound-webhook-mime"),
+]
