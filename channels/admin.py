@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
-from django.db import connections, transaction
+from django.db import connections
 from django.db.models import BinaryField, QuerySet
 from django.db.models.functions import Substr
 from django.http import HttpRequest
@@ -14,7 +14,6 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from channels.adapters import registered_kinds
-from channels.management.commands.channels_add import channel_settings_problems, kind_error
 from channels.models import (
     Attachment,
     Channel,
@@ -23,6 +22,13 @@ from channels.models import (
     OutboundMessage,
     RoutingRule,
     Thread,
+)
+from channels.services.accounts import (
+    channel_settings_problems,
+    channels_clear_backoff,
+    channels_disable,
+    channels_enable,
+    kind_error,
 )
 from channels.services.ingest import reprocess_messages
 from channels.services.outbound import release_queued_outbound
@@ -88,12 +94,6 @@ class ChannelForm(forms.ModelForm):
         if problems:
             raise forms.ValidationError(problems)
         return values
-
-
-def _enqueue_poll(channel_id: int) -> None:
-    from channels.tasks import poll_channel
-
-    poll_channel.delay(channel_id)
 
 
 @admin.register(Channel)
@@ -194,13 +194,7 @@ class ChannelAdmin(admin.ModelAdmin):
 
     @admin.action(description="Enable the selected channels (and send their queued replies)")
     def enable_channels(self, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
-        ids = list(queryset.values_list("pk", flat=True))
-        with transaction.atomic():
-            channels = list(Channel.objects.select_for_update().filter(pk__in=ids))
-            switched = Channel.objects.filter(pk__in=ids, enabled=False).update(enabled=True)
-            # Also for channels already on: replies left queued after their retries ran out
-            # go out now. Sending is idempotent, so releasing twice never sends twice.
-            released = sum(release_queued_outbound(channel=channel) for channel in channels)
+        switched, released = channels_enable(channel_ids=queryset.values_list("pk", flat=True))
         self.message_user(
             request,
             f"{switched} channel(s) enabled; {released} queued message(s) released.",
@@ -209,25 +203,15 @@ class ChannelAdmin(admin.ModelAdmin):
 
     @admin.action(description="Disable the selected channels (replies stay queued)")
     def disable_channels(self, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
-        count = queryset.filter(enabled=True).update(enabled=False)
+        count = channels_disable(channel_ids=queryset.values_list("pk", flat=True))
         self.message_user(request, f"{count} channel(s) disabled.", messages.SUCCESS)
 
     @admin.action(description="Clear back-off and poll now")
     def clear_backoff_and_poll(self, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
-        # The failure count stays: it is history, and a success resets it.
-        pollable = set(polling_kinds())
-        ids = list(queryset.values_list("pk", flat=True))
-        with transaction.atomic():
-            channels = list(Channel.objects.select_for_update().filter(pk__in=ids))
-            Channel.objects.filter(pk__in=ids).update(backoff_until=None)
-            polled = 0
-            for channel in channels:
-                if not channel.enabled:
-                    continue
-                release_queued_outbound(channel=channel)
-                if channel.kind in pollable:
-                    transaction.on_commit(lambda pk=channel.pk: _enqueue_poll(pk))
-                    polled += 1
+        channels = list(queryset)
+        polled = channels_clear_backoff(
+            channel_ids=[c.pk for c in channels], polling_kinds=set(polling_kinds())
+        )
         skipped = sum(1 for c in channels if not c.enabled)
         note = f" {skipped} disabled channel(s) left alone." if skipped else ""
         self.message_user(
@@ -268,15 +252,16 @@ class ThreadAdmin(admin.ModelAdmin):
     )
     list_select_related = ("channel", "citizen", "assigned_to")
     raw_id_fields = ("citizen", "assigned_to")
-    # Identity and history of the conversation; status, routing and assignment can change.
-    readonly_fields = ("reply_token", "conversation_key", "last_message_at", "created_at")
     ordering = ("-last_message_at",)
     show_full_result_count = False
 
-    def get_readonly_fields(self, request: HttpRequest, obj=None) -> tuple[str, ...]:
-        if obj is not None:
-            return (*self.readonly_fields, "channel", "citizen")
-        return self.readonly_fields
+    # Threads change through the inbox and its services (assignment, status, routing), which
+    # keep the timeline and audit trail in step; the admin only shows them.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
 
     @admin.display(description="reference", ordering="pk")
     def reference_display(self, thread: Thread) -> str:

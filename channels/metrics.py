@@ -30,6 +30,7 @@ from kombu.transport.redis import PRIORITY_STEPS
 from kombu.transport.redis import Channel as KombuRedisChannel
 
 from channels.models import Channel, InboundMessage, OutboundMessage
+from channels.selectors import oldest_waiting_received_at
 
 logger = logging.getLogger(__name__)
 
@@ -81,16 +82,6 @@ def render_exposition(families: Iterable[MetricFamily]) -> str:
             name = f"{family.name}{{{label_text}}}" if label_text else family.name
             lines.append(f"{name} {_format_value(value)}")
     return "\n".join(lines) + "\n"
-
-
-def oldest_waiting_received_at() -> datetime.datetime | None:
-    """When the oldest message still waiting to be processed arrived (an index range scan)."""
-    return (
-        InboundMessage.objects.filter(status=InboundMessage.Status.RECEIVED)
-        .order_by("received_at")
-        .values_list("received_at", flat=True)
-        .first()
-    )
 
 
 def ingest_lag_seconds(now: datetime.datetime | None = None) -> float:

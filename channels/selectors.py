@@ -34,3 +34,13 @@ def thread_messages(thread: Thread) -> list[ThreadMessage]:
     items = [ThreadMessage("in", m, m.received_at) for m in inbound]
     items += [ThreadMessage("out", m, m.sent_at or m.created_at) for m in outbound]
     return sorted(items, key=lambda item: (item.occurred_at, item.direction, item.message.pk))
+
+
+def oldest_waiting_received_at() -> datetime.datetime | None:
+    """When the oldest message still waiting to be processed arrived (an index range scan)."""
+    return (
+        InboundMessage.objects.filter(status=InboundMessage.Status.RECEIVED)
+        .order_by("received_at")
+        .values_list("received_at", flat=True)
+        .first()
+    )

@@ -13,8 +13,8 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from channels.metrics import oldest_waiting_received_at
 from channels.models import Channel
+from channels.selectors import oldest_waiting_received_at
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -13,50 +12,16 @@ from django.db import transaction
 
 from channels.adapters import registered_kinds
 from channels.models import Channel
+from channels.services.accounts import (
+    ENV_SUFFIX,
+    channel_settings_problems,
+    kind_error,
+)
 from channels.services.outbound import release_queued_outbound
+
 
 # Words that mark a setting as a secret; matched against the parts of the key
 # ("imap_password", "api-key", "accessToken") so "keywords" or "monkey" are not caught.
-SECRET_WORDS = frozenset(
-    {"password", "passwd", "passphrase", "token", "secret", "key", "apikey", "credentials"}
-)
-ENV_SUFFIX = "_env"
-ENV_VARIABLE_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-
-
-def looks_like_secret(key: str) -> bool:
-    """True for a settings key that would hold a secret itself rather than name a variable."""
-    if key.endswith(ENV_SUFFIX):
-        return False
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", key)  # accessToken -> access Token
-    parts = {part for part in re.split(r"[^a-z0-9]+", spaced.lower()) if part}
-    return bool(parts & SECRET_WORDS)
-
-
-def channel_settings_problems(values: dict) -> list[str]:
-    """Why these channel settings must not be saved: secrets in clear, bad `_env` names.
-
-    Channel.settings is readable by anyone with admin or database access and ends up in
-    backups; a secret belongs in the environment, and the setting names the variable.
-    """
-    problems = []
-    for key, value in values.items():
-        if looks_like_secret(key):
-            problems.append(
-                f"'{key}' looks like a secret and is never stored in the channel's settings. "
-                f"Put the secret in an environment variable and use "
-                f"{key}{ENV_SUFFIX}=ENV_VAR_NAME instead."
-            )
-        elif key.endswith(ENV_SUFFIX) and not (
-            isinstance(value, str) and ENV_VARIABLE_NAME.match(value)
-        ):
-            problems.append(
-                f"'{key}' must name an environment variable (capitals, digits and _, "
-                f"e.g. IMAP_PASSWORD), not hold the secret itself."
-            )
-    return problems
-
-
 def _reject_constant(name: str) -> None:
     raise ValueError(name)  # NaN and Infinity are not JSON; keep such values as text
 
@@ -72,18 +37,6 @@ def parse_setting(pair: str) -> tuple[str, object]:
     except ValueError:
         value = text
     return key, value
-
-
-def kind_error(kind: str, available: list[str]) -> str | None:
-    listed = ", ".join(available) or "none"
-    if kind not in Channel.Kind.values:
-        return f"Unknown channel kind {kind!r}. Kinds available: {listed}."
-    if kind not in available:
-        return (
-            f"Channels of kind {kind!r} cannot be added yet: its provider adapter is not "
-            f"built. Kinds available: {listed}."
-        )
-    return None
 
 
 class Command(BaseCommand):
