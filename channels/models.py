@@ -328,6 +328,11 @@ class OutboundMessage(models.Model):
                 condition=~Q(message_id=""),
             ),
             models.Index(fields=["status", "created_at"], name="outbound_status_idx"),
+            models.Index(
+                fields=["channel", "provider_message_id"],
+                name="outbound_provider_id_idx",
+                condition=~Q(provider_message_id=""),
+            ),
         ]
 
     def __str__(self) -> str:

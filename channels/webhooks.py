@@ -1,8 +1,13 @@
 """The inbound webhook endpoint, /hooks/<channel-slug>/: size limits, adapter, raw storage.
 
 What the endpoint answers, and why:
-- Only POST (405 otherwise, with Allow: POST). Unknown or disabled channel, or a channel
-  kind that takes no webhooks: 404. All errors are JSON `{"error": {"code", "message"}}`.
+- POST delivers messages. GET is a provider's verification handshake (Facebook's
+  hub.challenge), answered by the adapter or refused with 405. Unknown or disabled
+  channel, or a channel kind that takes no webhooks: 404. All errors are JSON
+  `{"error": {"code", "message"}}`.
+- /hooks/<slug>/status/ takes delivery receipts (SMS providers): the adapter verifies and
+  reads them, the outbound service applies them; receipts for messages we do not know are
+  logged and answered 200 so the provider stops retrying.
 - Size: a Content-Length above settings.CHANNELS_MAX_WEBHOOK_BYTES is refused with 413
   before anything is read. The body is then read here with a hard cap of that many bytes,
   so a body longer than its Content-Length or without one (chunked; under ASGI the stream
@@ -39,12 +44,13 @@ from io import BytesIO
 
 from django.conf import settings
 from django.db import transaction
-from django.http import HttpRequest, JsonResponse, UnreadablePostError
+from django.http import HttpRequest, HttpResponse, JsonResponse, UnreadablePostError
 from django.views.decorators.csrf import csrf_exempt
 
 from channels.adapters import ChannelAdapter, RawInbound, WebhookRejected, adapter_for
 from channels.models import Channel
 from channels.services.ingest import StoredBatch, store_raw_messages
+from channels.services.outbound import record_delivery_reports
 from citizenhub.middleware import OUTAGE_ERRORS
 
 logger = logging.getLogger(__name__)
@@ -93,20 +99,8 @@ def _use_as_body(request: HttpRequest, body: bytes) -> None:
     request._stream = BytesIO(body)
 
 
-@csrf_exempt
-def inbound_webhook(request: HttpRequest, slug: str) -> JsonResponse:
-    if request.method != "POST":
-        response = _error(405, "Webhooks are delivered with POST.")
-        response["Allow"] = "POST"
-        return response
-    channel = Channel.objects.filter(slug=slug, enabled=True).first()
-    if channel is None:
-        return _error(404, "No enabled channel has this address.")
-    try:
-        adapter = adapter_for(channel)
-    except LookupError:
-        return _error(404, "This channel takes no webhooks.")
-
+def _checked_body(request: HttpRequest) -> bytes | JsonResponse:
+    """The request body read under the size cap, or the error response to send instead."""
     limit = settings.CHANNELS_MAX_WEBHOOK_BYTES
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -117,19 +111,80 @@ def inbound_webhook(request: HttpRequest, slug: str) -> JsonResponse:
     try:
         body = _read_capped(request, limit)
     except _BodyTooLarge:
-        logger.warning("webhook %s: body over %s bytes refused while reading", slug, limit)
+        logger.warning("webhook %s: body over %s bytes refused while reading", request.path, limit)
         return _too_large(limit)
     except UnreadablePostError:
         return _error(400, "The request body could not be read.")
     _use_as_body(request, body)
+    return body
 
+
+def _channel_and_adapter(slug: str) -> tuple[Channel, ChannelAdapter] | JsonResponse:
+    channel = Channel.objects.filter(slug=slug, enabled=True).first()
+    if channel is None:
+        return _error(404, "No enabled channel has this address.")
+    try:
+        return channel, adapter_for(channel)
+    except LookupError:
+        return _error(404, "This channel takes no webhooks.")
+
+
+def _unavailable(slug: str, exc: Exception) -> JsonResponse:
+    logger.error("webhook %s: service unavailable, provider will retry: %r", slug, exc)
+    response = _error(503, "A service CitizenHub depends on is unavailable; retry later.")
+    response["Retry-After"] = "60"
+    return response
+
+
+@csrf_exempt
+def inbound_webhook(request: HttpRequest, slug: str) -> HttpResponse:
+    if request.method not in ("POST", "GET"):
+        response = _error(405, "Webhooks are delivered with POST.")
+        response["Allow"] = "POST"
+        return response
+    found = _channel_and_adapter(slug)
+    if isinstance(found, JsonResponse):
+        return found
+    channel, adapter = found
+    if request.method == "GET":
+        try:
+            return adapter.webhook_handshake(request)
+        except WebhookRejected as exc:
+            response = _error(exc.status, exc.reason)
+            if exc.status == 405:
+                response["Allow"] = "POST"
+            return response
+    body = _checked_body(request)
+    if isinstance(body, JsonResponse):
+        return body
     try:
         return _receive(channel, adapter, request, body)
     except OUTAGE_ERRORS as exc:
-        logger.error("webhook %s: service unavailable, provider will retry: %r", slug, exc)
-        response = _error(503, "A service CitizenHub depends on is unavailable; retry later.")
-        response["Retry-After"] = "60"
+        return _unavailable(slug, exc)
+
+
+@csrf_exempt
+def delivery_status_webhook(request: HttpRequest, slug: str) -> JsonResponse:
+    if request.method != "POST":
+        response = _error(405, "Delivery receipts are delivered with POST.")
+        response["Allow"] = "POST"
         return response
+    found = _channel_and_adapter(slug)
+    if isinstance(found, JsonResponse):
+        return found
+    channel, adapter = found
+    body = _checked_body(request)
+    if isinstance(body, JsonResponse):
+        return body
+    try:
+        reports = adapter.parse_status_callback(request)
+        applied = record_delivery_reports(channel=channel, reports=reports)
+    except WebhookRejected as exc:
+        logger.warning("status %s: rejected %s: %s", slug, exc.status, exc.reason)
+        return _error(exc.status, exc.reason)
+    except OUTAGE_ERRORS as exc:
+        return _unavailable(slug, exc)
+    return JsonResponse({"updated": applied.updated, "unknown": applied.unknown})
 
 
 def _receive(

@@ -12,7 +12,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from django.http import HttpRequest
+    from django.http import HttpRequest, HttpResponse
 
     from channels.models import Channel, InboundMessage, OutboundMessage
 
@@ -57,6 +57,10 @@ class ParsedMessage:
     reply_token: str = ""
     thread_number: int | None = None
     conversation_key: str = ""
+    # For conversations keyed by sender (SMS: the number pair), a message older than this
+    # many hours since the thread's last message starts a new thread. None: no window
+    # (social platforms give an explicit conversation id).
+    conversation_window_hours: int | None = None
     # For bounces: the addresses that could not be delivered to.
     bounced_recipients: list[str] = field(default_factory=list)
 
@@ -71,6 +75,16 @@ class FetchResult:
 @dataclass(frozen=True)
 class SendResult:
     provider_message_id: str = ""
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """A provider's word on a message we sent: delivered, or failed for good or for now."""
+
+    provider_message_id: str
+    status: str  # "delivered", "permanent_failure", "temporary_failure", "technical_failure"
+    detail: str = ""
+    occurred_at: datetime.datetime | None = None
 
 
 class WebhookRejected(Exception):
@@ -104,6 +118,14 @@ class ChannelAdapter:
 
     def parse_webhook(self, request: HttpRequest) -> list[RawInbound]:
         raise WebhookRejected(404, f"{self.kind} channels take no webhooks")
+
+    def webhook_handshake(self, request: HttpRequest) -> HttpResponse:
+        """Answer a provider's GET verification request (e.g. Facebook's hub.challenge)."""
+        raise WebhookRejected(405, "Webhooks are delivered with POST.")
+
+    def parse_status_callback(self, request: HttpRequest) -> list[DeliveryReport]:
+        """Verify and read a delivery-receipt callback (POST /hooks/<slug>/status/)."""
+        raise WebhookRejected(404, f"{self.kind} channels send no delivery receipts")
 
     def parse(self, message: InboundMessage) -> ParsedMessage:
         raise NotImplementedError

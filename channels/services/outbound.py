@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -11,7 +12,12 @@ from django.core.mail import make_msgid
 from django.db import transaction
 from django.utils import timezone
 
-from channels.adapters import PermanentSendError, TransientChannelError, adapter_for
+from channels.adapters import (
+    DeliveryReport,
+    PermanentSendError,
+    TransientChannelError,
+    adapter_for,
+)
 from channels.models import Channel, InboundMessage, OutboundMessage, Thread
 from citizenhub.errors import ApplicationError
 from citizenhub.models import ContactPoint, TimelineEntry
@@ -208,3 +214,63 @@ def stale_queued_ids(*, older_than_seconds: int = 120, limit: int = 1000) -> lis
         .order_by("created_at")
         .values_list("pk", flat=True)[:limit]
     )
+
+
+@dataclass(frozen=True)
+class AppliedReports:
+    updated: int
+    unknown: int
+
+
+# A later report may not undo a final state: "delivered" stays delivered.
+_FINAL = {OutboundMessage.Status.DELIVERED, OutboundMessage.Status.FAILED}
+
+
+def record_delivery_reports(*, channel: Channel, reports: list[DeliveryReport]) -> AppliedReports:
+    """Apply providers' delivery receipts to our outbound messages.
+
+    Receipts for messages we never sent (or sent through another channel) are logged and
+    counted, not errors: the provider must get a 2xx or it retries for hours. A permanent
+    failure marks the recipient's contact point undeliverable, so nobody keeps sending to a
+    dead number.
+    """
+    if not reports:
+        return AppliedReports(0, 0)
+    by_id = {report.provider_message_id: report for report in reports if report.provider_message_id}
+    updated = 0
+    with transaction.atomic():
+        messages = {
+            m.provider_message_id: m
+            for m in OutboundMessage.objects.select_for_update(of=("self",)).filter(
+                channel=channel, provider_message_id__in=list(by_id)
+            )
+        }
+        for provider_id, report in by_id.items():
+            message = messages.get(provider_id)
+            if message is None:
+                logger.info(
+                    "delivery report for unknown message %s on %s ignored",
+                    provider_id,
+                    channel.slug,
+                )
+                continue
+            if message.status in _FINAL:
+                continue
+            when = report.occurred_at or timezone.now()
+            if report.status == "delivered":
+                message.status = OutboundMessage.Status.DELIVERED
+                message.delivered_at = when
+            elif report.status in ("permanent_failure", "technical_failure"):
+                message.status = OutboundMessage.Status.FAILED
+                message.last_error = f"{report.status}: {report.detail}"[:2000]
+                if report.status == "permanent_failure":
+                    ContactPoint.objects.filter(
+                        citizen_id=message.citizen_id,
+                        normalised=message.to_value,
+                        undeliverable_at__isnull=True,
+                    ).update(undeliverable_at=when)
+            else:  # temporary failure: the provider keeps trying; note it
+                message.last_error = f"{report.status}: {report.detail}"[:2000]
+            message.save(update_fields=["status", "delivered_at", "last_error"])
+            updated += 1
+    return AppliedReports(updated, len(by_id) - updated)

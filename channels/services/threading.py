@@ -10,6 +10,7 @@ Otherwise it starts a new thread. Lookups are batched: a few queries per ingest 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 
 from django.db.models import Q
 
@@ -129,7 +130,16 @@ class ThreadAssigner:
         if parsed.thread_number:
             yield self.threads.get(parsed.thread_number)
         if parsed.conversation_key:
-            yield self.by_conversation.get((message.channel_id, parsed.conversation_key))
+            thread = self.by_conversation.get((message.channel_id, parsed.conversation_key))
+            window = parsed.conversation_window_hours
+            # A text weeks later is a new conversation, even from the same number.
+            if (
+                thread is not None
+                and window is not None
+                and message.received_at - thread.last_message_at > timedelta(hours=window)
+            ):
+                thread = None
+            yield thread
 
     def _existing_thread_for(self, message: InboundMessage) -> Thread | None:
         for thread in self._candidates(message):
