@@ -143,6 +143,9 @@ class Thread(models.Model):
     conversation_key = models.CharField(max_length=255, blank=True)
     department = models.CharField(max_length=100, blank=True)
     service_code = models.CharField(max_length=32, blank=True)
+    # Started by a public post (a mention, a page comment): replies must not disclose case
+    # details in public, so adapters answer such threads privately.
+    is_public = models.BooleanField(default=False)
     assigned_to = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

@@ -61,6 +61,8 @@ class ParsedMessage:
     # many hours since the thread's last message starts a new thread. None: no window
     # (social platforms give an explicit conversation id).
     conversation_window_hours: int | None = None
+    # A public post (mention, comment) rather than a private message.
+    is_public: bool = False
     # For bounces: the addresses that could not be delivered to.
     bounced_recipients: list[str] = field(default_factory=list)
 

@@ -155,6 +155,7 @@ class ThreadAssigner:
             citizen_id=message.citizen_id,
             subject=(message.subject or message.summary_text[:80] or "(no subject)")[:300],
             conversation_key=parsed.conversation_key[:255],
+            is_public=parsed.is_public,
             department=decision.department,
             service_code=decision.service_code,
             last_message_at=message.received_at,
