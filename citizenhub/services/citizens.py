@@ -16,6 +16,7 @@ from citizenhub.models import AuditEvent, Citizen, ContactPoint
 from citizenhub.normalise import NormalisedIdentity, normalise_identity
 from citizenhub.services.audit import audit_record
 from citizenhub.services.identity import live_contact_point
+from citizenhub.services.merge import citizen_merge
 
 
 def _identity_taken(kind: str, identity: NormalisedIdentity, field: str) -> ValidationError:
@@ -154,3 +155,65 @@ def citizen_create(
             {"contact_points": "One of these contact points was just claimed by another profile."}
         ) from None
     return citizen
+
+
+def contact_point_verify(
+    *,
+    citizen: Citizen,
+    kind: str,
+    value: str,
+    level: str = ContactPoint.VerificationLevel.CONFIRMED,
+    by: AbstractBaseUser | None = None,
+) -> ContactPoint:
+    """Record that `citizen` proved they own an identity (a code or link came back).
+
+    Call it after the proof succeeded (the portal sends and checks the code). If the
+    identity is on a provisional profile, made automatically from an unknown sender, that
+    profile is this same person: it is merged into `citizen`, so their timeline holds
+    both channels' history. An identity on another confirmed profile is never taken over
+    automatically; staff must review it.
+    """
+    identity = normalise_identity(kind, value, field="value")
+    with transaction.atomic():
+        owner_point = (
+            ContactPoint.objects.select_for_update(of=("self",))
+            .select_related("citizen")
+            .filter(kind=kind, match_key=identity.match_key, removed_at__isnull=True)
+            .exclude(kind=ContactPoint.Kind.POSTAL)
+            .first()
+        )
+        if owner_point is not None and owner_point.citizen_id != citizen.pk:
+            other = owner_point.citizen
+            if other.status != Citizen.Status.PROVISIONAL:
+                raise ApplicationError(
+                    f"{identity.normalised} belongs to another confirmed profile; a member of "
+                    "staff must check whether they are the same person before merging.",
+                    code="identity_on_another_profile",
+                    extra={"other_profile": str(other.public_id)},
+                )
+            citizen_merge(
+                survivor=citizen,
+                duplicate=other,
+                by=by,
+                reason=f"{citizen.display_name} verified ownership of {identity.normalised}",
+            )
+            owner_point.refresh_from_db()
+        if owner_point is None:
+            owner_point = contact_point_add(
+                citizen=citizen,
+                kind=kind,
+                value=value,
+                source=ContactPoint.Source.PORTAL,
+                actor=by,
+            )
+        owner_point.verification_level = level
+        owner_point.verified_at = timezone.now()
+        owner_point.save(update_fields=["verification_level", "verified_at"])
+        audit_record(
+            action=AuditEvent.Action.UPDATE,
+            target=citizen,
+            actor=by,
+            reason="identity verified",
+            details={"kind": kind, "level": level},
+        )
+    return owner_point

@@ -7,7 +7,12 @@ from django.core.exceptions import ValidationError
 
 from citizenhub.errors import ApplicationError
 from citizenhub.models import AuditEvent, Citizen, ContactPoint
-from citizenhub.services import citizen_create, citizen_merge, contact_point_add
+from citizenhub.services import (
+    citizen_create,
+    citizen_merge,
+    contact_point_add,
+    contact_point_verify,
+)
 from tests.factories import CitizenFactory
 
 pytestmark = pytest.mark.django_db
@@ -96,3 +101,37 @@ def test_contact_point_add_refuses_someone_elses_identity_and_merged_profiles():
     other.refresh_from_db()
     with pytest.raises(ApplicationError):
         contact_point_add(citizen=other, kind="email", value="x@example.org")
+
+
+def test_verifying_an_identity_of_a_provisional_profile_brings_its_history_along():
+    from citizenhub.models import TimelineEntry
+    from citizenhub.services import record_timeline_entry, resolve_identity
+
+    texter = resolve_identity(kind="phone", value="447700900450").citizen  # an unknown texter
+    record_timeline_entry(citizen=texter, kind="message_in", channel="sms", summary="Bin?")
+    resident = citizen_create(given_name="Nia", contact_points=[("email", "nia@example.org")])
+    record_timeline_entry(citizen=resident, kind="message_in", channel="email", summary="Hi")
+
+    point = contact_point_verify(citizen=resident, kind="phone", value="07700 900450")
+
+    assert point.citizen_id == resident.pk and point.verification_level == "confirmed"
+    texter.refresh_from_db()
+    assert texter.status == "merged" and texter.merged_into_id == resident.pk
+    channels = set(TimelineEntry.objects.filter(citizen=resident).values_list("channel", flat=True))
+    assert channels == {"sms", "email"}
+
+
+def test_verifying_an_identity_of_another_confirmed_profile_needs_staff():
+    owner = citizen_create(given_name="Owner", contact_points=[("phone", "07700 900451")])
+    claimant = citizen_create(given_name="Claimant")
+    with pytest.raises(ApplicationError) as exc:
+        contact_point_verify(citizen=claimant, kind="phone", value="+447700900451")
+    assert exc.value.code == "identity_on_another_profile"
+    assert owner.contact_points.get().citizen_id == owner.pk
+
+
+def test_verifying_a_new_or_own_identity_marks_it_confirmed():
+    citizen = citizen_create(given_name="Ann", contact_points=[("email", "ann@example.org")])
+    own = contact_point_verify(citizen=citizen, kind="email", value="ANN@example.org")
+    new = contact_point_verify(citizen=citizen, kind="phone", value="07700 900452")
+    assert own.verified_at and new.verified_at and new.citizen_id == citizen.pk
