@@ -189,7 +189,7 @@ def delivery_status_webhook(request: HttpRequest, slug: str) -> JsonResponse:
 
 def _receive(
     channel: Channel, adapter: ChannelAdapter, request: HttpRequest, body: bytes
-) -> JsonResponse:
+) -> HttpResponse:
     committed: list[bool] = []
     try:
         with transaction.atomic():
@@ -203,15 +203,18 @@ def _receive(
     except Exception as exc:
         if committed:
             logger.exception("webhook %s: stored, but queueing for processing failed", channel.slug)
-            return _stored(batch)
+            return _stored(adapter, batch)
         if isinstance(exc, OUTAGE_ERRORS):
             raise
         logger.exception("webhook %s: could not unpack or store; keeping the request", channel.slug)
         return _keep_request(channel, request, body)
-    return _stored(batch)
+    return _stored(adapter, batch)
 
 
-def _stored(batch: StoredBatch) -> JsonResponse:
+def _stored(adapter: ChannelAdapter, batch: StoredBatch) -> HttpResponse:
+    custom = adapter.webhook_success_response(len(batch.new_ids), batch.duplicates)
+    if custom is not None:
+        return custom
     return JsonResponse({"stored": len(batch.new_ids), "duplicates": batch.duplicates})
 
 

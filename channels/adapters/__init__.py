@@ -111,6 +111,10 @@ class ChannelAdapter:
 
     kind: ClassVar[str]
     polls: ClassVar[bool] = False
+    # Replies on this channel carry a subject line (e-mail) or not (SMS, social).
+    uses_subject: ClassVar[bool] = False
+    # The longest reply the provider accepts, checked before anything is queued.
+    max_reply_chars: ClassVar[int | None] = None
 
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
@@ -120,6 +124,10 @@ class ChannelAdapter:
 
     def parse_webhook(self, request: HttpRequest) -> list[RawInbound]:
         raise WebhookRejected(404, f"{self.kind} channels take no webhooks")
+
+    def webhook_success_response(self, stored: int, duplicates: int) -> HttpResponse | None:
+        """The provider's expected answer to a delivered webhook; None for our JSON reply."""
+        return None
 
     def webhook_handshake(self, request: HttpRequest) -> HttpResponse:
         """Answer a provider's GET verification request (e.g. Facebook's hub.challenge)."""
@@ -159,7 +167,13 @@ def registered_kinds() -> list[str]:
 
 # Provider modules, imported on first use so that importing the registry does not import
 # every provider's client library.
-ADAPTER_MODULES = ("email_smtp", "email_imap", "email_webhook")
+ADAPTER_MODULES = (
+    "email_smtp",
+    "email_imap",
+    "email_webhook",
+    "sms_notify",
+    "sms_twilio",
+)
 
 
 def _load_adapters() -> None:

@@ -20,6 +20,8 @@ from channels.models import InboundMessage, OutboundMessage
 
 
 class EmailAdapter(ChannelAdapter):
+    uses_subject = True
+
     def parse(self, message: InboundMessage) -> ParsedMessage:
         return parse_email(bytes(message.raw), message.recipients)
 

@@ -78,9 +78,13 @@ def thread_reply(
     body = body.strip()
     if not body:
         raise ApplicationError("Write a reply before sending.", code="empty_reply")
-    if len(body) > BODY_LIMIT:
+    adapter = adapter_for(thread.channel)
+    limit = min(BODY_LIMIT, adapter.max_reply_chars or BODY_LIMIT)
+    if len(body) > limit:
         raise ApplicationError(
-            f"Replies can be at most {BODY_LIMIT:,} characters.", code="reply_too_long"
+            f"Replies on {thread.channel.name} can be at most {limit:,} characters; this one "
+            f"has {len(body):,}.",
+            code="reply_too_long",
         )
     with transaction.atomic():
         thread = (
@@ -103,7 +107,7 @@ def thread_reply(
             thread=thread,
             citizen=thread.citizen,
             to_value=_recipient(thread, last_inbound),
-            subject=(subject or _reply_subject(thread))[:300],
+            subject=(subject or _reply_subject(thread))[:300] if adapter.uses_subject else "",
             body_text=body,
             message_id=make_msgid(domain=settings.CHANNELS_MESSAGE_ID_DOMAIN)[1:-1],
             in_reply_to=in_reply_to,
@@ -177,7 +181,11 @@ def send_outbound(*, outbound_id: int) -> str:
             citizen=outbound.citizen,
             kind=TimelineEntry.Kind.MESSAGE_OUT,
             occurred_at=outbound.sent_at,
-            summary=f"{outbound.subject}: {outbound.body_text}",
+            summary=(
+                f"{outbound.subject}: {outbound.body_text}"
+                if outbound.subject
+                else outbound.body_text
+            ),
             channel=outbound.channel.timeline_channel,
             department=outbound.thread.department if outbound.thread else "",
             visibility=TimelineEntry.Visibility.RESIDENT,

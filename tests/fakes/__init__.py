@@ -1,0 +1,1 @@
+"""Local fakes of providers' HTTP APIs, served on loopback for tests."""
