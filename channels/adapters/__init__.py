@@ -173,6 +173,9 @@ ADAPTER_MODULES = (
     "email_webhook",
     "sms_notify",
     "sms_twilio",
+    "mastodon",
+    "x",
+    "facebook",
 )
 
 
