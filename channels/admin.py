@@ -22,6 +22,8 @@ from channels.models import (
     OutboundMessage,
     RoutingRule,
     Thread,
+    WebForm,
+    webform_field_problems,
 )
 from channels.services.accounts import (
     channel_settings_problems,
@@ -451,3 +453,56 @@ class RoutingRuleAdmin(admin.ModelAdmin):
     list_select_related = ("channel",)
     search_fields = ("name", "keywords", "recipient_contains", "service_code")
     ordering = ("priority", "id")
+
+
+@admin.register(WebForm)
+class WebFormAdmin(admin.ModelAdmin):
+    # The change page adds how to embed the form on the council's website.
+    change_form_template = "channels/webform_embed_help.html"
+    list_display = ("title", "slug", "channel", "enabled", "rate_limit_per_hour", "updated_at")
+    list_filter = ("enabled", "channel")
+    list_select_related = ("channel",)
+    search_fields = ("title", "=slug")
+    prepopulated_fields = {"slug": ("title",)}
+    readonly_fields = ("created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("title", "slug", "channel", "enabled", "introduction")}),
+        (
+            "Questions",
+            {
+                "fields": ("fields",),
+                "description": (
+                    'A JSON list, one object per question, e.g. [{"name": "email", "label": '
+                    '"Email address", "type": "email", "required": true}]. Types: text, '
+                    'textarea, email, phone, postcode, select (with "choices"), checkbox. '
+                    "Every form needs an email or a phone question. A question named "
+                    '"case_reference" lets residents add to an existing case (CH-1234).'
+                ),
+            },
+        ),
+        (
+            "After sending",
+            {"fields": ("success_message",)},
+        ),
+        (
+            "Embedding and abuse",
+            {
+                "fields": ("allowed_origins", "rate_limit_per_hour", "created_at", "updated_at"),
+                "description": (
+                    "Websites allowed to show the form in an iframe or post to it, as a JSON "
+                    'list of origins, e.g. ["https://www.northmoor.gov.uk"].'
+                ),
+            },
+        ),
+    )
+
+    def render_change_form(
+        self, request: HttpRequest, context: dict, add=False, change=False, form_url="", obj=None
+    ):
+        if obj is not None and obj.pk:
+            context["embed_url"] = request.build_absolute_uri(
+                reverse("channels:webform", args=[obj.slug])
+            )
+            valid = not webform_field_problems(obj.fields)
+            context["embed_fields"] = obj.field_definitions() if valid else []
+        return super().render_change_form(request, context, add, change, form_url, obj)

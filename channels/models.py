@@ -1,11 +1,15 @@
-"""Omnichannel data: channel accounts, raw inbound messages, threads, replies, routing rules."""
+"""Omnichannel data: channel accounts, raw inbound messages, threads, replies, routing rules,
+web forms and contact logged by staff."""
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
+from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -379,3 +383,278 @@ class RoutingRule(models.Model):
 
     def keyword_list(self) -> list[str]:
         return [k.strip().lower() for k in self.keywords.split(",") if k.strip()]
+
+
+# --- Web forms -----------------------------------------------------------------------------
+
+WEBFORM_FIELD_TYPES = ("text", "textarea", "email", "phone", "postcode", "select", "checkbox")
+# Longest answer accepted per field type unless the definition says otherwise.
+WEBFORM_DEFAULT_MAX_LENGTHS = {
+    "text": 200,
+    "textarea": 5000,
+    "email": 254,
+    "phone": 30,
+    "postcode": 10,
+}
+WEBFORM_MAX_FIELD_LENGTH = 20_000
+WEBFORM_MAX_FIELDS = 50
+# Names the form page itself uses: the signed token and the honeypot a bot fills in.
+WEBFORM_TOKEN_FIELD = "form_token"  # noqa: S105 - a form field name, not a secret
+WEBFORM_HONEYPOT_FIELD = "homepage"
+WEBFORM_RESERVED_NAMES = frozenset({WEBFORM_TOKEN_FIELD, WEBFORM_HONEYPOT_FIELD})
+_WEBFORM_FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,49}")
+_WEBFORM_FIELD_KEYS = frozenset(
+    {"name", "label", "type", "required", "help_text", "choices", "max_length"}
+)
+# An origin as browsers send it: scheme, lower-case host (punycode), optional port, no path.
+_ORIGIN = re.compile(
+    r"https?://(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+    r"(?::\d{1,5})?"
+)
+
+
+@dataclass(frozen=True)
+class WebFormField:
+    """One question of a web form, with the defaults filled in."""
+
+    name: str
+    label: str
+    type: str
+    required: bool = False
+    help_text: str = ""
+    choices: tuple[str, ...] = ()
+    max_length: int | None = None
+
+
+def webform_field_problems(fields: object) -> list[str]:
+    """Why a web form's field definition cannot be used; empty when it can."""
+    if not isinstance(fields, list) or not fields:
+        return ["Fields must be a non-empty JSON list of field objects."]
+    if len(fields) > WEBFORM_MAX_FIELDS:
+        return [f"A form can have at most {WEBFORM_MAX_FIELDS} fields."]
+    problems: list[str] = []
+    seen: set[str] = set()
+    for position, item in enumerate(fields, start=1):
+        if not isinstance(item, dict):
+            problems.append(f"Field {position} must be an object with a name, label and type.")
+            continue
+        name = item.get("name")
+        where = f"Field {position} ({name!r})" if isinstance(name, str) else f"Field {position}"
+        unknown = sorted(set(item) - _WEBFORM_FIELD_KEYS)
+        if unknown:
+            problems.append(f"{where}: unknown keys {', '.join(unknown)}.")
+        if not isinstance(name, str) or not _WEBFORM_FIELD_NAME.fullmatch(name):
+            problems.append(
+                f"{where}: the name must be 1-50 lower-case letters, digits and _, "
+                "starting with a letter."
+            )
+        elif name in WEBFORM_RESERVED_NAMES:
+            problems.append(f"{where}: the name {name!r} is used by the form page itself.")
+        elif name in seen:
+            problems.append(f"{where}: the name {name!r} is used twice.")
+        else:
+            seen.add(name)
+        label = item.get("label")
+        if not isinstance(label, str) or not label.strip() or len(label) > 200:
+            problems.append(f"{where}: a label of 1-200 characters is required.")
+        kind = item.get("type")
+        if kind not in WEBFORM_FIELD_TYPES:
+            problems.append(f"{where}: type must be one of {', '.join(WEBFORM_FIELD_TYPES)}.")
+        if not isinstance(item.get("required", False), bool):
+            problems.append(f"{where}: required must be true or false.")
+        help_text = item.get("help_text", "")
+        if not isinstance(help_text, str) or len(help_text) > 500:
+            problems.append(f"{where}: help_text must be text of at most 500 characters.")
+        choices = item.get("choices")
+        if kind == "select":
+            if (
+                not isinstance(choices, list)
+                or not choices
+                or not all(isinstance(c, str) and c.strip() and len(c) <= 200 for c in choices)
+                or len(set(choices)) != len(choices)
+            ):
+                problems.append(f"{where}: a select needs a list of distinct, non-empty choices.")
+        elif choices is not None:
+            problems.append(f"{where}: only select fields have choices.")
+        max_length = item.get("max_length")
+        if max_length is not None:
+            if kind not in WEBFORM_DEFAULT_MAX_LENGTHS:
+                problems.append(f"{where}: {kind} fields take no max_length.")
+            elif (
+                isinstance(max_length, bool)
+                or not isinstance(max_length, int)
+                or not 1 <= max_length <= WEBFORM_MAX_FIELD_LENGTH
+            ):
+                problems.append(
+                    f"{where}: max_length must be a whole number from 1 to "
+                    f"{WEBFORM_MAX_FIELD_LENGTH}."
+                )
+    kinds = {item.get("type") for item in fields if isinstance(item, dict)}
+    if not kinds & {"email", "phone"}:
+        problems.append(
+            "A form needs an email or a phone field: it is how the council finds the resident "
+            "and replies."
+        )
+    return problems
+
+
+def normalise_origin(value: object) -> str | None:
+    """An origin as browsers send it ("https://www.example.gov.uk"), or None if it is not one."""
+    if not isinstance(value, str):
+        return None
+    origin = value.strip().lower().rstrip("/")
+    return origin if _ORIGIN.fullmatch(origin) else None
+
+
+class WebForm(models.Model):
+    """A council-defined form at /forms/<slug>/; each submission is an inbound message."""
+
+    channel = models.ForeignKey(
+        Channel,
+        on_delete=models.PROTECT,
+        related_name="webforms",
+        limit_choices_to={"kind": Channel.Kind.WEBFORM},
+        help_text=_("A channel of kind 'Web form'; several forms can share one."),
+    )
+    slug = models.SlugField(max_length=64, unique=True)
+    title = models.CharField(max_length=200)
+    introduction = models.TextField(blank=True)
+    fields = models.JSONField(
+        default=list,
+        help_text=_(
+            'A list of {"name", "label", "type", "required", "help_text", "choices", '
+            '"max_length"}; type is text, textarea, email, phone, postcode, select or checkbox.'
+        ),
+    )
+    enabled = models.BooleanField(default=True)
+    allowed_origins = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=_(
+            'Websites that may embed the form or post to it, e.g. ["https://www.example.gov.uk"].'
+        ),
+    )
+    success_message = models.TextField(
+        blank=True, default="Thank you. We have received your message."
+    )
+    rate_limit_per_hour = models.PositiveIntegerField(
+        default=10, help_text=_("Submissions accepted per hour from one IP address.")
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["title"]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.slug})"
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+        if self.channel_id and self.channel.kind != Channel.Kind.WEBFORM:
+            errors["channel"] = ["Choose a channel of kind 'Web form'."]
+        problems = webform_field_problems(self.fields)
+        if problems:
+            errors["fields"] = problems
+        origins = self.allowed_origins
+        if not isinstance(origins, list):
+            errors["allowed_origins"] = ["Allowed origins must be a JSON list of origins."]
+        else:
+            cleaned = [normalise_origin(origin) for origin in origins]
+            bad = [str(o) for o, c in zip(origins, cleaned, strict=True) if c is None]
+            if bad:
+                errors["allowed_origins"] = [
+                    f"Not an origin: {', '.join(bad)}. Write scheme and host only, e.g. "
+                    "https://www.example.gov.uk (no path, no wildcard)."
+                ]
+            else:
+                self.allowed_origins = list(dict.fromkeys(cleaned))
+        if errors:
+            raise ValidationError(errors)
+
+    def field_definitions(self) -> list[WebFormField]:
+        return [
+            WebFormField(
+                name=item["name"],
+                label=item["label"].strip(),
+                type=item["type"],
+                required=bool(item.get("required", False)),
+                help_text=item.get("help_text", ""),
+                choices=tuple(item.get("choices") or ()),
+                max_length=item.get("max_length") or WEBFORM_DEFAULT_MAX_LENGTHS.get(item["type"]),
+            )
+            for item in self.fields
+        ]
+
+
+# --- Contact logged by staff ---------------------------------------------------------------
+
+LOGGED_CONTACT_MAX_SECONDS = 24 * 60 * 60
+LOGGED_CONTACT_NOTES_LIMIT = 10_000
+
+
+class LoggedContact(models.Model):
+    """A phone call or a visit recorded by staff: contact that came through no channel."""
+
+    class Kind(models.TextChoices):
+        CALL = "call", _("Phone call")
+        VISIT = "visit", _("Visit")
+
+    class Direction(models.TextChoices):
+        INBOUND = "inbound", _("From the resident (they called or came in)")
+        OUTBOUND = "outbound", _("By the council (we called or visited)")
+
+    class Outcome(models.TextChoices):
+        RESOLVED = "resolved", _("Resolved")
+        INFORMATION_GIVEN = "information_given", _("Information given")
+        CALLBACK_NEEDED = "callback_needed", _("Callback needed")
+        REFERRED = "referred", _("Referred to another service")
+        NO_ANSWER = "no_answer", _("No answer")
+        LEFT_MESSAGE = "left_message", _("Left a message")
+        NO_ACCESS = "no_access", _("No access (nobody in)")
+        OTHER = "other", _("Other")
+
+    citizen = models.ForeignKey(Citizen, on_delete=models.CASCADE, related_name="logged_contacts")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    direction = models.CharField(max_length=8, choices=Direction.choices)
+    occurred_at = models.DateTimeField()
+    duration_seconds = models.PositiveIntegerField(null=True, blank=True)
+    outcome = models.CharField(max_length=24, choices=Outcome.choices)
+    notes = models.TextField(blank=True)
+    department = models.CharField(max_length=100, blank=True)
+    thread = models.ForeignKey(
+        Thread, null=True, blank=True, on_delete=models.SET_NULL, related_name="logged_contacts"
+    )
+    logged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["citizen", "-occurred_at", "-id"], name="logged_contact_citizen_idx"
+            ),
+            models.Index(fields=["-occurred_at", "-id"], name="logged_contact_recent_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(duration_seconds__isnull=True)
+                | Q(duration_seconds__lte=LOGGED_CONTACT_MAX_SECONDS),
+                name="logged_contact_duration_within_a_day",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=["call", "visit"]), name="logged_contact_kind_known"
+            ),
+            models.CheckConstraint(
+                condition=Q(direction__in=["inbound", "outbound"]),
+                name="logged_contact_direction_known",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.occurred_at:%Y-%m-%d %H:%M} ({self.outcome})"

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from channels import metrics, views, webhooks
+from channels import forms_views, metrics, views, webhooks
 
 app_name = "channels"
 
@@ -13,4 +13,5 @@ urlpatterns: list = [
     path("hooks/<slug:slug>/status/", webhooks.delivery_status_webhook, name="delivery-status"),
     # Mailgun posts the raw MIME message only to forward() URLs ending in "mime".
     path("hooks/<slug:slug>/mime", webhooks.inbound_webhook, name="inbound-webhook-mime"),
+    path("forms/<slug:slug>/", forms_views.public_form, name="webform"),
 ]

@@ -267,6 +267,10 @@ SPECTACULAR_SETTINGS = {
         "TimelineEntryKindEnum": "citizenhub.models.TimelineEntry.Kind",
         "CitizenStatusEnum": "citizenhub.models.Citizen.Status",
         "ThreadStatusEnum": "channels.models.Thread.Status",
+        "LoggedContactKindEnum": "channels.models.LoggedContact.Kind",
+        "LoggedContactDirectionEnum": "channels.models.LoggedContact.Direction",
+        "LoggedContactOutcomeEnum": "channels.models.LoggedContact.Outcome",
+        "DirectionEnum": ["in", "out"],
     },
 }
 
@@ -304,6 +308,9 @@ CHANNELS_REFUSED_ATTACHMENT_TYPES = {
     "application/x-mach-binary",
     "application/x-msi",
 }
+# How many reverse proxies (load balancers) sit in front of the web processes: the web form
+# rate limit takes the client address that many hops from the right of X-Forwarded-For.
+CHANNELS_TRUSTED_PROXY_COUNT = env_int("CHANNELS_TRUSTED_PROXY_COUNT", 0)
 CHANNELS_MESSAGE_ID_DOMAIN = env_str(
     "CHANNELS_MESSAGE_ID_DOMAIN", (ALLOWED_HOSTS[0] if ALLOWED_HOSTS else "citizenhub.invalid")
 )

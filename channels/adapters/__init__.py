@@ -173,6 +173,7 @@ ADAPTER_MODULES = (
     "email_webhook",
     "sms_notify",
     "sms_twilio",
+    "webform",
     "mastodon",
     "x",
     "facebook",

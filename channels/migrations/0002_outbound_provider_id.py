@@ -5,16 +5,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('channels', '0001_initial'),
-        ('citizenhub', '0001_initial'),
+        ("channels", "0001_initial"),
+        ("citizenhub", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='outboundmessage',
-            index=models.Index(condition=models.Q(('provider_message_id', ''), _negated=True), fields=['channel', 'provider_message_id'], name='outbound_provider_id_idx'),
+            model_name="outboundmessage",
+            index=models.Index(
+                condition=models.Q(("provider_message_id", ""), _negated=True),
+                fields=["channel", "provider_message_id"],
+                name="outbound_provider_id_idx",
+            ),
         ),
     ]

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('channels', '0002_outbound_provider_id'),
+        ("channels", "0002_outbound_provider_id"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='thread',
-            name='is_public',
+            model_name="thread",
+            name="is_public",
             field=models.BooleanField(default=False),
         ),
     ]
