@@ -7,9 +7,12 @@ The form view (channels.forms_views) validates a submission and stores it as JSO
      "ip_hash": "<salted hash>", "origin": "<Origin header or ''>"}
 
 `definition` is a snapshot of the questions as the resident saw them, so editing the form
-later does not change how earlier submissions read. Web forms take no webhooks and cannot
-send: a staff reply on a web form thread is marked failed with the reason, until replies
-can be routed to the resident's e-mail or SMS channel.
+later does not change how earlier submissions read.
+
+A web form cannot carry a reply itself: a staff reply on a form thread goes to the
+e-mail address or phone number the resident gave, through the channels the form
+channel's settings name (`reply_email_channel`, `reply_sms_channel`: channel slugs). The
+reply stays on the form's thread, so the conversation reads as one.
 """
 
 from __future__ import annotations
@@ -19,8 +22,16 @@ import json
 import re
 from typing import Any
 
-from channels.adapters import ChannelAdapter, ParsedMessage, register_adapter
-from channels.models import InboundMessage
+from channels.adapters import (
+    ChannelAdapter,
+    ParsedMessage,
+    PermanentSendError,
+    SendResult,
+    TransientChannelError,
+    adapter_for,
+    register_adapter,
+)
+from channels.models import Channel, InboundMessage, OutboundMessage
 
 # The reference we put in replies, e.g. [CH-1234]; 18 digits fit any thread id.
 CASE_REFERENCE = re.compile(r"\bCH-(\d{1,18})\b", re.IGNORECASE)
@@ -109,3 +120,20 @@ class WebFormAdapter(ChannelAdapter):
 
     def parse(self, message: InboundMessage) -> ParsedMessage:
         return parse_submission(bytes(message.raw))
+
+    # Replies carry a subject when they go by e-mail; an SMS channel ignores it.
+    uses_subject = True
+
+    def send(self, outbound: OutboundMessage) -> SendResult:
+        setting = "reply_email_channel" if "@" in outbound.to_value else "reply_sms_channel"
+        slug = self.channel.setting(setting)
+        if not slug:
+            raise PermanentSendError(
+                f"Form channel {self.channel.slug} has no {setting} to send replies through."
+            )
+        relay = Channel.objects.filter(slug=slug).first()
+        if relay is None:
+            raise PermanentSendError(f"{setting} names channel {slug!r}, which does not exist.")
+        if not relay.enabled:
+            raise TransientChannelError(f"Reply channel {slug} is disabled.")
+        return adapter_for(relay).send(outbound)
