@@ -311,8 +311,10 @@ CHANNELS_REFUSED_ATTACHMENT_TYPES = {
 # How many reverse proxies (load balancers) sit in front of the web processes: the web form
 # rate limit takes the client address that many hops from the right of X-Forwarded-For.
 CHANNELS_TRUSTED_PROXY_COUNT = env_int("CHANNELS_TRUSTED_PROXY_COUNT", 0)
+_first_host = ALLOWED_HOSTS[0].lstrip(".") if ALLOWED_HOSTS else ""
 CHANNELS_MESSAGE_ID_DOMAIN = env_str(
-    "CHANNELS_MESSAGE_ID_DOMAIN", (ALLOWED_HOSTS[0] if ALLOWED_HOSTS else "citizenhub.invalid")
+    "CHANNELS_MESSAGE_ID_DOMAIN",
+    _first_host if _first_host and "*" not in _first_host else "citizenhub.invalid",
 )
 
 # --- CitizenHub ---------------------------------------------------------------------------
