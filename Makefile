@@ -4,7 +4,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 # The demo always runs on its own SQLite file with in-process tasks, whatever the shell has set.
-DEMO_ENV := env -u REDIS_URL DATABASE_URL=sqlite:///$(CURDIR)/db.sqlite3 DEBUG=1
+# Fake secrets for the demo channels, which name them as DEMO_... variables (channels/demo.py);
+# they only ever reach fake providers on 127.0.0.1. X and Twilio get none on purpose: their
+# libraries can only call the real services, so those demo channels are off and secretless.
+DEMO_SECRETS := DEMO_IMAP_PASSWORD=demo-imap-password \
+    DEMO_MAILGUN_SIGNING_KEY=demo-mailgun-signing-key \
+    DEMO_NOTIFY_CALLBACK_TOKEN=demo-notify-callback-token \
+    DEMO_NOTIFY_API_KEY=demo-3d1f6b0e-9c2a-4e57-8b14-6a0f2c9d7e31-5b7e2a91-0c4d-4f6e-a8b3-2d9c1e7f4a60 \
+    DEMO_MASTODON_ACCESS_TOKEN=demo-mastodon-access-token \
+    DEMO_FACEBOOK_APP_SECRET=demo-facebook-app-secret \
+    DEMO_FACEBOOK_VERIFY_TOKEN=demo-facebook-verify-token \
+    DEMO_FACEBOOK_PAGE_ACCESS_TOKEN=demo-facebook-page-access-token
+DEMO_ENV := env -u REDIS_URL DATABASE_URL=sqlite:///$(CURDIR)/db.sqlite3 DEBUG=1 $(DEMO_SECRETS)
 DEMO_HOST ?= 127.0.0.1
 DEMO_PORT ?= 8000
 # The demo's SMTP receiver (channel `contact`, seeded by seed_demo); see README.

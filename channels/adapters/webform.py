@@ -108,6 +108,8 @@ def parse_submission(raw: bytes) -> ParsedMessage:
         sender_name=sender_name,
         subject=str(payload.get("title") or payload.get("form") or "Web form"),
         body_text="\n".join(lines),
+        # The whole submission is new text (nothing quoted), and routing rules read it.
+        summary_text="\n".join(lines),
         sent_at=_submitted_at(payload.get("submitted_at")),
         thread_number=_thread_number(values),
         is_public=False,

@@ -74,3 +74,13 @@ def test_casework_hook_receives_processed_message_ids(
     finally:
         inbound_messages_processed.disconnect(receiver)
     assert seen == [InboundMessage.objects.get(classification="message").pk]
+
+
+def test_web_form_submissions_give_routing_their_text(email_channel, rules):
+    from channels.adapters.webform import parse_submission
+
+    parsed = parse_submission(
+        b'{"form": "report", "title": "Report a problem", "fields": {"email": "a@b.org", '
+        b'"details": "My recycling box was not emptied"}}'
+    )
+    assert "recycling" in parsed.summary_text
