@@ -16,7 +16,7 @@ from benchmarks.common import BenchmarkError, bench_scale, setup_django
 
 # Module names under benchmarks/, run in this order. Each has `run() -> None`, which prints
 # and records its result and raises if the benchmark fails.
-BENCHMARKS: tuple[str, ...] = ("timeline_insert",)
+BENCHMARKS: tuple[str, ...] = ("timeline_insert", "ingest_email")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -67,10 +67,10 @@ def _message_ids(value: str | None) -> list[str]:
     return MESSAGE_ID.findall(str(value or "")[: _HEADER_LIMIT * 4])
 
 
-def _sender(message: Message) -> tuple[str, str]:
+def _sender(headers: dict[str, str]) -> tuple[str, str]:
     """(address, display name) from From, falling back to Sender and Reply-To."""
-    for header in ("From", "Sender", "Reply-To"):
-        raw_value = message.get(header)
+    for header in ("from", "sender", "reply-to"):
+        raw_value = headers.get(header)
         if not raw_value:
             continue
         name, address = email.utils.parseaddr(decode_header_value(raw_value))
@@ -79,8 +79,7 @@ def _sender(message: Message) -> tuple[str, str]:
     return "", ""
 
 
-def _sent_at(message: Message) -> datetime.datetime | None:
-    value = message.get("Date")
+def _sent_at(value: str | None) -> datetime.datetime | None:
     if not value:
         return None
     try:
@@ -99,22 +98,22 @@ _AUTO_SUBJECT = re.compile(
 )
 
 
-def _classify(message: Message, sender: str, subject: str) -> str:
-    content_type = message.get_content_type()
-    report_type = (message.get_param("report-type") or "").lower()
+def _classify(message: Message, headers: dict[str, str], sender: str, subject: str) -> str:
     local_part = sender.split("@")[0].lower()
-    if (content_type == "multipart/report" and report_type in ("delivery-status", "")) or (
-        local_part in ("mailer-daemon", "postmaster")
-    ):
+    if local_part in ("mailer-daemon", "postmaster"):
         return "bounce"
-    auto_submitted = str(message.get("Auto-Submitted", "no")).strip().lower()
+    if message.get_content_type() == "multipart/report":
+        report_type = (message.get_param("report-type") or "").lower()
+        if report_type in ("delivery-status", ""):
+            return "bounce"
+    auto_submitted = str(headers.get("auto-submitted", "no")).strip().lower()
     if auto_submitted and not auto_submitted.startswith("no"):
         return "auto_reply"
-    if message.get("X-Autoreply") or message.get("X-Autorespond"):
+    if headers.get("x-autoreply") or headers.get("x-autorespond"):
         return "auto_reply"
-    if str(message.get("Precedence", "")).strip().lower() in ("auto_reply", "bulk", "junk"):
+    if str(headers.get("precedence", "")).strip().lower() in ("auto_reply", "bulk", "junk"):
         return "auto_reply"
-    suppress = str(message.get("X-Auto-Response-Suppress", "")).lower()
+    suppress = str(headers.get("x-auto-response-suppress", "")).lower()
     if any(word in suppress for word in ("all", "oof", "autoreply")):
         return "auto_reply"
     if _AUTO_SUBJECT.match(subject):
@@ -141,11 +140,14 @@ def _bounced_recipients(message: Message) -> list[str]:
 
 def _is_attachment(part: Message) -> bool:
     disposition = str(part.get("Content-Disposition", "")).split(";")[0].strip().lower()
-    return (
-        disposition == "attachment"
-        or bool(part.get_param("name"))
-        or (disposition == "inline" and bool(part.get_filename()))
-    )
+    if disposition == "attachment":
+        return True
+    # Parsing the Content-Type parameters is the costly part; a "name" parameter (or its
+    # RFC 2231 pieces, name*0...) cannot be there unless the header says "name".
+    content_type = part.get("Content-Type")
+    if content_type is not None and "name" in str(content_type).lower() and part.get_param("name"):
+        return True
+    return disposition == "inline" and bool(part.get_filename())
 
 
 def _bodies_and_attachments(message: Message) -> tuple[str, str, list[ParsedAttachment]]:
@@ -174,17 +176,65 @@ def _bodies_and_attachments(message: Message) -> tuple[str, str, list[ParsedAtta
     return plain, html, attachments
 
 
+# A Content-Type the single-part shortcut cannot take: skip straight to the full parse.
+_COMPOUND_TYPE = re.compile(
+    rb"^content-type:[ \t]*(?:multipart|message)/", re.IGNORECASE | re.MULTILINE
+)
+
+
+def _header_end(raw: bytes) -> int:
+    """Where the body starts: just after the first blank line, or -1 without one."""
+    ends = [
+        found + len(separator)
+        for separator in (b"\r\n\r\n", b"\n\n")
+        if (found := raw.find(separator)) >= 0
+    ]
+    return min(ends) if ends else -1
+
+
+def _message_from_bytes(raw: bytes) -> Message:
+    """`email.message_from_bytes(raw, policy=compat32)`, without its line-by-line walk
+    through the body of a single-part message.
+
+    A message that is neither multipart nor message/* is a header block and one payload:
+    the header block is parsed alone and the body attached as the payload, exactly as the
+    full parse stores it. Whenever the header block does not parse cleanly on its own
+    (defects, a body line before the blank line), the full parse decides.
+    """
+    end = _header_end(raw)
+    if end > 0 and not _COMPOUND_TYPE.search(raw, 0, end):
+        message = email.message_from_bytes(raw[:end], policy=compat32)
+        if (
+            not message.defects
+            and message.get_payload() == ""
+            and message.get_content_maintype() not in ("multipart", "message")
+        ):
+            message.set_payload(raw[end:].decode("ascii", "surrogateescape"))
+            return message
+    return email.message_from_bytes(raw, policy=compat32)
+
+
+def _first_headers(message: Message) -> dict[str, str]:
+    """Each header's first value by lower-cased name: what `message.get(name)` returns,
+    without a scan of every header per lookup."""
+    headers: dict[str, str] = {}
+    for name, value in message.items():
+        headers.setdefault(name.lower(), value)
+    return headers
+
+
 def parse_email(raw: bytes, recipients: list[str] | tuple[str, ...] = ()) -> ParsedMessage:
     """Parse raw e-mail bytes. Never raises on malformed input: missing parts stay empty."""
-    message = email.message_from_bytes(raw, policy=compat32)
-    sender, sender_name = _sender(message)
-    subject = decode_header_value(message.get("Subject"))[:300]
+    message = _message_from_bytes(raw)
+    headers = _first_headers(message)
+    sender, sender_name = _sender(headers)
+    subject = decode_header_value(headers.get("subject"))[:300]
     plain, html, attachments = _bodies_and_attachments(message)
     safe_html = sanitise_html(html) if html else ""
     body_text = (plain or html_to_text(html)).replace("\r\n", "\n").strip()
-    message_ids = _message_ids(message.get("Message-ID"))
-    references = _message_ids(message.get("References"))[-MAX_REFERENCES:]
-    in_reply_to = _message_ids(message.get("In-Reply-To"))
+    message_ids = _message_ids(headers.get("message-id"))
+    references = _message_ids(headers.get("references"))[-MAX_REFERENCES:]
+    in_reply_to = _message_ids(headers.get("in-reply-to"))
     reply_token = ""
     for address in recipients:
         match = REPLY_TOKEN.match(address)
@@ -192,7 +242,7 @@ def parse_email(raw: bytes, recipients: list[str] | tuple[str, ...] = ()) -> Par
             reply_token = match.group(1).lower()
             break
     number = THREAD_NUMBER.search(subject)
-    classification = _classify(message, sender, subject)
+    classification = _classify(message, headers, sender, subject)
     return ParsedMessage(
         classification=classification,
         sender_kind="email" if sender else "",
@@ -205,7 +255,7 @@ def parse_email(raw: bytes, recipients: list[str] | tuple[str, ...] = ()) -> Par
         message_id=message_ids[0] if message_ids else "",
         in_reply_to=in_reply_to[0] if in_reply_to else "",
         references=references,
-        sent_at=_sent_at(message),
+        sent_at=_sent_at(headers.get("date")),
         attachments=attachments,
         reply_token=reply_token,
         thread_number=int(number.group(1)) if number else None,

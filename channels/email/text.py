@@ -120,30 +120,73 @@ _SIGNATURE_STARTS = [
 ]
 
 
+# Lines that may start a signature or a quote, or be quoted (">"): a superset of what the
+# patterns above match, found in one pass over the whole text. Every other line is kept
+# as it is, so the per-line checks run only on these few. `[^\S\n]` is `\s` within a line.
+_LINE_OF_INTEREST = re.compile(
+    r"^[^\S\n]*(?:on\b|ar\b|-|_|from:|sent from my |get outlook for |>)",
+    re.IGNORECASE | re.MULTILINE,
+)
+_STOP = 0
+_KEEP = 1
+_SKIP = 2
+
+
+def _next_lines(text: str, end: int, count: int) -> list[str]:
+    """Up to `count` lines after the line ending at `end` (-1: that line is the last)."""
+    if end < 0:
+        return []
+    return text[end + 1 : _nth_newline(text, end + 1, count)].split("\n")[:count]
+
+
+def _nth_newline(text: str, start: int, count: int) -> int:
+    position = start - 1
+    for _ in range(count):
+        position = text.find("\n", position + 1)
+        if position < 0:
+            return len(text)
+    return position
+
+
+def _line_verdict(line: str, text: str, end: int) -> int:
+    """Stop at, keep or skip one line of interest of `text`, which ends at `end`."""
+    if any(p.match(line) for p in _SIGNATURE_STARTS):
+        return _STOP
+    if any(p.match(line) for p in _QUOTE_HEADERS):
+        # "From:" only starts a quote when a Sent:/Date: line follows (Outlook style).
+        if line.lstrip().lower().startswith("from:"):
+            following = " ".join(_next_lines(text, end, 3)).lower()
+            if "sent:" not in following and "date:" not in following:
+                return _KEEP
+        return _STOP
+    # "On Tue, 3 Mar 2026, Jane wrote:" is often wrapped over two lines.
+    if line.lstrip().lower().startswith(("on ", "ar ")):
+        following = _next_lines(text, end, 1)
+        if following and following[0].rstrip().endswith(("wrote:", "ysgrifennodd:")):
+            return _STOP
+    if line.lstrip().startswith(">"):
+        return _SKIP
+    return _KEEP
+
+
 def trim_reply(text: str) -> str:
     """The new part of a reply: drops the quoted earlier message and the signature."""
-    lines = text.replace("\r\n", "\n").split("\n")
+    normalised = text.replace("\r\n", "\n")
     kept: list[str] = []
-    for index, line in enumerate(lines):
-        if any(p.match(line) for p in _SIGNATURE_STARTS):
+    position = 0  # start of the first line not yet kept or dropped
+    for match in _LINE_OF_INTEREST.finditer(normalised):
+        start = match.start()
+        end = normalised.find("\n", start)
+        line = normalised[start:] if end < 0 else normalised[start:end]
+        verdict = _line_verdict(line, normalised, end)
+        if verdict == _STOP:
+            kept.append(normalised[position:start])
+            position = -1
             break
-        if any(p.match(line) for p in _QUOTE_HEADERS):
-            # "From:" only starts a quote when a Sent:/Date: line follows (Outlook style).
-            if line.lstrip().lower().startswith("from:"):
-                following = " ".join(lines[index + 1 : index + 4]).lower()
-                if "sent:" not in following and "date:" not in following:
-                    kept.append(line)
-                    continue
-            break
-        # "On Tue, 3 Mar 2026, Jane wrote:" is often wrapped over two lines.
-        if (
-            line.lstrip().lower().startswith(("on ", "ar "))
-            and index + 1 < len(lines)
-            and lines[index + 1].rstrip().endswith(("wrote:", "ysgrifennodd:"))
-        ):
-            break
-        if line.lstrip().startswith(">"):
-            continue
-        kept.append(line)
-    trimmed = "\n".join(kept).strip()
+        if verdict == _SKIP:
+            kept.append(normalised[position:start])
+            position = len(normalised) if end < 0 else end + 1
+    if position >= 0:
+        kept.append(normalised[position:])
+    trimmed = "".join(kept).strip()
     return trimmed or text.strip()

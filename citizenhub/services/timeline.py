@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from citizenhub.models import ChannelKind, Citizen, TimelineEntry
@@ -99,29 +99,73 @@ def record_timeline_entries(entries: Iterable[TimelineEntryData], *, batch_size:
     Callers pass live citizen ids (the ingest pipeline resolves merges before batching).
     """
     offered = 0
-    batch: list[TimelineEntry] = []
+    recorded_at = timezone.now()
+    batch: list[tuple] = []
     with transaction.atomic():
         for data in entries:
             _check(data.kind, data.channel, data.visibility, data.occurred_at)
             batch.append(
-                TimelineEntry(
-                    citizen_id=data.citizen_id,
-                    occurred_at=data.occurred_at,
-                    kind=data.kind,
-                    channel=data.channel,
-                    department=data.department[:100],
-                    service_code=data.service_code[:32],
-                    summary=_summary(data.summary),
-                    visibility=data.visibility,
-                    source_type_id=data.source_type_id,
-                    source_id=data.source_id,
+                (
+                    data.citizen_id,
+                    data.occurred_at,
+                    data.kind,
+                    data.channel,
+                    data.department[:100],
+                    data.service_code[:32],
+                    _summary(data.summary),
+                    data.visibility,
+                    data.source_type_id,
+                    data.source_id,
+                    recorded_at,
                 )
             )
             if len(batch) >= batch_size:
-                TimelineEntry.objects.bulk_create(batch, ignore_conflicts=True)
+                _insert_entries(batch)
                 offered += len(batch)
                 batch = []
         if batch:
-            TimelineEntry.objects.bulk_create(batch, ignore_conflicts=True)
+            _insert_entries(batch)
             offered += len(batch)
     return offered
+
+
+# The columns of a bulk-recorded entry, in the order record_timeline_entries builds rows.
+_BULK_COLUMNS = (
+    "citizen_id",
+    "occurred_at",
+    "kind",
+    "channel",
+    "department",
+    "service_code",
+    "summary",
+    "visibility",
+    "source_type_id",
+    "source_id",
+    "created_at",
+)
+
+
+def _insert_entries(rows: list[tuple]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING for one batch.
+
+    On PostgreSQL the rows go straight into the statement: every value already is what the
+    driver takes (text, ids, aware datetimes), and a model instance per row plus Django's
+    per-value preparation cost more than the INSERT itself. Other databases (the SQLite
+    demo) keep bulk_create, which also converts datetimes to their storage format.
+    """
+    if connection.vendor != "postgresql":
+        TimelineEntry.objects.bulk_create(
+            [TimelineEntry(**dict(zip(_BULK_COLUMNS, row, strict=True))) for row in rows],
+            ignore_conflicts=True,
+        )
+        return
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(column) for column in _BULK_COLUMNS)
+    row_placeholder = "(" + ", ".join(["%s"] * len(_BULK_COLUMNS)) + ")"
+    values = ", ".join([row_placeholder] * len(rows))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(TimelineEntry._meta.db_table)} ({columns}) "  # noqa: S608
+            f"VALUES {values} ON CONFLICT DO NOTHING",
+            [value for row in rows for value in row],
+        )

@@ -191,3 +191,21 @@ def test_identity_matching_ignores_case_of_sender(
 ):
     ingest(email_channel, raw_email(eml("simple.eml")), capture=django_capture_on_commit_callbacks)
     assert ContactPoint.objects.get().match_key == "jane.resident@example.org"
+
+
+def test_received_times_in_other_zones_are_stored_as_the_same_instant(
+    email_channel, django_capture_on_commit_callbacks
+):
+    import datetime
+
+    from channels.adapters import RawInbound
+
+    summer = datetime.timezone(datetime.timedelta(hours=1))
+    when = datetime.datetime(2026, 7, 1, 9, 0, tzinfo=summer)
+    raw = RawInbound(external_id="tz-1", raw=eml("simple.eml"), received_at=when)
+    with django_capture_on_commit_callbacks(execute=True):
+        store_raw_messages(channel=email_channel, raws=[raw])
+    stored = InboundMessage.objects.get()
+    assert stored.received_at == when
+    assert InboundMessage.objects.filter(received_at__lt=when.replace(minute=1)).exists()
+    assert not InboundMessage.objects.filter(received_at__gt=when).exists()

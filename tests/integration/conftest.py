@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -36,11 +39,27 @@ def test_database_url() -> str:
 
 
 class WorkerProcess:
-    def __init__(self, queues: str, log_path: Path, concurrency: int = 1) -> None:
+    """A `celery worker` in its own process group: the main process and its pool children.
+
+    `env` adds to or overrides the environment the worker's settings are read from;
+    `config` overrides Celery settings that no environment variable reaches (by their
+    lower-case Celery names, e.g. {"broker_transport_options": {...}}).
+    """
+
+    def __init__(
+        self,
+        queues: str,
+        log_path: Path,
+        concurrency: int = 1,
+        env: dict[str, str] | None = None,
+        config: dict[str, object] | None = None,
+    ) -> None:
         self.name = f"test-{uuid.uuid4().hex[:8]}@localhost"
         self.queues = queues
         self.log_path = log_path
         self.concurrency = concurrency
+        self.env = env or {}
+        self.config = config or {}
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -50,6 +69,7 @@ class WorkerProcess:
             "REDIS_URL": settings.REDIS_URL,
             "DEBUG": "0",
             "DJANGO_SETTINGS_MODULE": "citizenhub.settings",
+            **self.env,
         }
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
@@ -70,11 +90,15 @@ class WorkerProcess:
                 "INFO",
                 "--without-gossip",
                 "--without-mingle",
+                # Celery reads trailing name=value arguments as settings.
+                *(f"{name}=(json){json.dumps(value)}" for name, value in self.config.items()),
             ],
             cwd=ROOT,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            # Its own process group, so that kill() reaches the pool children as well.
+            start_new_session=True,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -90,8 +114,42 @@ class WorkerProcess:
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                self._kill_group()
                 self.process.wait(timeout=10)
+
+    def kill(self) -> None:
+        """SIGKILL the main process and every pool child at once, as the OOM killer or a
+        lost machine would: nothing acknowledges, requeues or rolls back on the way out."""
+        assert self.process is not None, "worker not started"
+        # Signalled while the main process is alive (or at least not yet reaped), so the
+        # group id cannot have been reused by anything else.
+        self._kill_group()
+        deadline = time.monotonic() + 10
+        while self._live_members() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.process.wait(timeout=10)
+
+    def _kill_group(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+    def _live_members(self) -> list[int]:
+        """Processes of the worker's group that have not finished dying (zombies have:
+        their connections are closed). Linux /proc; elsewhere, assume none."""
+        members = []
+        with contextlib.suppress(OSError):
+            for entry in os.scandir("/proc"):
+                if not entry.name.isdigit():
+                    continue
+                try:
+                    stat = Path(entry.path, "stat").read_text()
+                except OSError:
+                    continue
+                # After the command name in parentheses: state, parent pid, group id, ...
+                state, _parent, group = stat.rsplit(")", 1)[1].split()[:3]
+                if int(group) == self.process.pid and state != "Z":
+                    members.append(int(entry.name))
+        return members
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
