@@ -1,6 +1,7 @@
 """The ingest pipeline on e-mail: store raw first, then parse, resolve, thread, record."""
 
 import pytest
+from django.conf import settings
 
 from channels.models import Attachment, InboundMessage, Thread
 from channels.services.ingest import reprocess_messages, store_raw_messages
@@ -209,3 +210,18 @@ def test_received_times_in_other_zones_are_stored_as_the_same_instant(
     assert stored.received_at == when
     assert InboundMessage.objects.filter(received_at__lt=when.replace(minute=1)).exists()
     assert not InboundMessage.objects.filter(received_at__gt=when).exists()
+
+
+@pytest.mark.skipif(not settings.IS_POSTGRES, reason="column compression is PostgreSQL's")
+def test_message_bodies_are_compressed_with_lz4():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT attname, attcompression FROM pg_attribute WHERE attrelid = "
+            "'channels_inboundmessage'::regclass AND attname IN "
+            "('raw', 'body_text', 'summary_text', 'body_html')"
+        )
+        assert dict(cursor.fetchall()) == dict.fromkeys(
+            ("raw", "body_text", "summary_text", "body_html"), "l"
+        )
