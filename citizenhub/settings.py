@@ -293,7 +293,10 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "no-reply@citizenhub.invalid"
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Channels -----------------------------------------------------------------------------
-CHANNELS_INGEST_BATCH_SIZE = env_int("CHANNELS_INGEST_BATCH_SIZE", 200, minimum=1)
+# Messages per ingest task and transaction: large enough that per-batch queries are cheap
+# (the ingest benchmark: 200 -> 500 took two workers from ~910 to ~1,090 msgs/s), small
+# enough that a batch takes about a second and a redelivered one redoes little.
+CHANNELS_INGEST_BATCH_SIZE = env_int("CHANNELS_INGEST_BATCH_SIZE", 500, minimum=1)
 CHANNELS_MAX_ATTACHMENT_BYTES = env_int("CHANNELS_MAX_ATTACHMENT_BYTES", 20 * 1024 * 1024)
 # Webhook bodies above this are refused with 413 before being read.
 CHANNELS_MAX_WEBHOOK_BYTES = env_int("CHANNELS_MAX_WEBHOOK_BYTES", 40 * 1024 * 1024)
