@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from importlib import import_module
 from typing import TYPE_CHECKING, ClassVar
 
+from django.utils.dateparse import parse_datetime
+
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
 
@@ -87,6 +89,19 @@ class DeliveryReport:
     status: str  # "delivered", "permanent_failure", "temporary_failure", "technical_failure"
     detail: str = ""
     occurred_at: datetime.datetime | None = None
+
+
+def parse_iso_time(value: object) -> datetime.datetime | None:
+    """A provider's ISO 8601 time; UTC when it names no zone; None when absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:
+        return None
+    if parsed is not None and parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.UTC)
+    return parsed
 
 
 class WebhookRejected(Exception):

@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
-from django.utils.dateparse import parse_datetime
 
-from channels.adapters import ChannelAdapter, ParsedMessage, WebhookRejected
+from channels.adapters import ChannelAdapter, ParsedMessage, WebhookRejected, parse_iso_time
 from channels.adapters.email_webhook import FormError, parse_form
 from citizenhub.normalise import normalise_phone
 
@@ -70,15 +69,7 @@ def conversation_key(source_number: str, destination_number: str) -> str:
 
 def parse_timestamp(value: object) -> datetime.datetime | None:
     """A provider's ISO 8601 time (Notify: "2017-05-14T12:15:30.000000Z"), UTC if no zone."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = parse_datetime(value)
-    except ValueError:
-        return None
-    if parsed is not None and parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.UTC)
-    return parsed
+    return parse_iso_time(value)
 
 
 def clean_text(value: str) -> str:

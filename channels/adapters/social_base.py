@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 import requests
-from django.utils.dateparse import parse_datetime
 from requests.adapters import HTTPAdapter
 
 from channels.adapters import (
@@ -44,6 +43,7 @@ from channels.adapters import (
     PermanentSendError,
     RawInbound,
     TransientChannelError,
+    parse_iso_time,
 )
 from channels.models import ChannelCursor
 
@@ -95,15 +95,7 @@ def parse_time(value: object) -> datetime.datetime | None:
     if isinstance(value, int | float):
         seconds = value / 1000 if value > 10**11 else value  # Messenger sends milliseconds
         return datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = parse_datetime(value)
-    except ValueError:
-        return None
-    if parsed is not None and parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.UTC)
-    return parsed
+    return parse_iso_time(value)
 
 
 _LEADING_MENTIONS = re.compile(r"^(?:\s*@[\w.\-]+(?:@[\w.\-]+)?)+\s*")
