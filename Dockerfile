@@ -11,6 +11,13 @@ COPY . .
 RUN pip install --no-cache-dir --upgrade pip \
     && pip wheel --no-cache-dir --wheel-dir /wheels .
 
+# --- assets: GOV.UK Frontend, HTMX and Chart.js exactly as package-lock.json pins them. The
+# postinstall script writes govuk-frontend.citizenhub.min.css (font/image URLs relative).
+FROM node:20-slim AS assets
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
+
 # --- runtime
 FROM python:3.11-slim
 # PYTHONPATH: the source tree comes first, because settings find templates/ and staticfiles/
@@ -33,6 +40,8 @@ RUN pip install --no-index --find-links=/wheels citizenhub && rm -rf /wheels
 WORKDIR /app
 # Code stays owned by root and read-only to the app; only var/ (uploads) is writable.
 COPY . .
+# settings.STATICFILES_DIRS point into node_modules; collectstatic copies (and hashes) them.
+COPY --from=assets /src/node_modules /app/node_modules
 RUN SECRET_KEY=collectstatic-at-build-time-only DEBUG=0 \
         python manage.py collectstatic --noinput --verbosity 0 \
     && mkdir -p /app/var/media \

@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+# GOV.UK Frontend, HTMX and Chart.js come from npm (pinned in package-lock.json); Django
+# serves them from node_modules (STATICFILES_DIRS), so there is no bundler or build step.
+NODE_INSTALLED := node_modules/.installed
 # The demo always runs on its own SQLite file with in-process tasks, whatever the shell has set.
 # Fake secrets for the demo channels, which name them as DEMO_... variables (channels/demo.py);
 # they only ever reach fake providers on 127.0.0.1. X and Twilio get none on purpose: their
@@ -15,14 +18,16 @@ DEMO_SECRETS := DEMO_IMAP_PASSWORD=demo-imap-password \
     DEMO_FACEBOOK_APP_SECRET=demo-facebook-app-secret \
     DEMO_FACEBOOK_VERIFY_TOKEN=demo-facebook-verify-token \
     DEMO_FACEBOOK_PAGE_ACCESS_TOKEN=demo-facebook-page-access-token
-DEMO_ENV := env -u REDIS_URL DATABASE_URL=sqlite:///$(CURDIR)/db.sqlite3 DEBUG=1 $(DEMO_SECRETS)
+# Staff MFA (TOTP) is relaxed so the printed demo login works at once; production requires it.
+DEMO_ENV := env -u REDIS_URL DATABASE_URL=sqlite:///$(CURDIR)/db.sqlite3 DEBUG=1 \
+    STAFF_MFA_REQUIRED=0 $(DEMO_SECRETS)
 DEMO_HOST ?= 127.0.0.1
 DEMO_PORT ?= 8000
 # The demo's SMTP receiver (channel `contact`, seeded by seed_demo); see README.
 DEMO_SMTP_HOST ?= 127.0.0.1
 DEMO_SMTP_PORT ?= 2525
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test lint format bench bench-data clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,7 +35,11 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(INSTALLED)
 
-install: $(INSTALLED)
+$(NODE_INSTALLED): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $(NODE_INSTALLED)
+
+install: $(INSTALLED) $(NODE_INSTALLED)
 
 # The SMTP receiver and the in-process schedule (the demo's celery beat) run as long as
 # runserver does; leaving runserver (Ctrl-C) stops them.
@@ -59,5 +68,10 @@ test: install lint
 bench: install
 	$(BIN)/python benchmarks/run.py
 
+# The scale database `make bench` measures the staff pages on (1,000,000 citizens,
+# 10,000,000 timeline entries); skips if already built, FORCE=1 rebuilds. See benchmarks/README.md.
+bench-data: install
+	$(BIN)/python benchmarks/scale_data.py $(if $(FORCE),--force)
+
 clean:
-	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules db.sqlite3 staticfiles .pytest_cache .ruff_cache

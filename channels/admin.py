@@ -241,19 +241,21 @@ class ThreadAdmin(admin.ModelAdmin):
         "channel",
         "status",
         "department",
+        "team",
         "assigned_to",
+        "case",
         "last_message_at",
     )
     list_display_links = ("reference_display", "subject")
-    list_filter = ("status", "channel")
+    list_filter = ("status", "channel", "team")
     search_fields = (
         "subject",
         "citizen__given_name",
         "citizen__family_name",
         "=citizen__public_id",
     )
-    list_select_related = ("channel", "citizen", "assigned_to")
-    raw_id_fields = ("citizen", "assigned_to")
+    list_select_related = ("channel", "citizen", "assigned_to", "team", "case")
+    raw_id_fields = ("citizen", "assigned_to", "case")
     ordering = ("-last_message_at",)
     show_full_result_count = False
 
@@ -448,9 +450,11 @@ class RoutingRuleAdmin(admin.ModelAdmin):
         "keywords",
         "department",
         "service_code",
+        "team",
+        "opens_case",
     )
-    list_filter = ("enabled", "channel", "department")
-    list_select_related = ("channel",)
+    list_filter = ("enabled", "opens_case", "channel", "department", "team")
+    list_select_related = ("channel", "team")
     search_fields = ("name", "keywords", "recipient_contains", "service_code")
     ordering = ("priority", "id")
 

@@ -8,3 +8,20 @@ class ChannelsConfig(AppConfig):
     label = "channels"
     verbose_name = "Channels"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # The core sends signals and keeps a panel registry; it never imports this app.
+        from channels.services import casework
+        from channels.services.ingest import inbound_messages_processed
+        from channels.staff import panels
+        from citizenhub.services.cases import case_status_changed
+        from citizenhub.staff.panels import register_case_panel, register_citizen_panel
+
+        inbound_messages_processed.connect(
+            casework.on_inbound_messages_processed, dispatch_uid="channels.casework.inbound"
+        )
+        case_status_changed.connect(
+            casework.on_case_status_changed, dispatch_uid="channels.casework.case_status"
+        )
+        register_case_panel("messages", order=10)(panels.case_messages_panel)
+        register_citizen_panel("conversations", order=20)(panels.citizen_conversations_panel)

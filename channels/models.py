@@ -160,6 +160,23 @@ class Thread(models.Model):
     participants = models.ManyToManyField(
         ContactPoint, through="ThreadParticipant", related_name="threads"
     )
+    # The team whose inbox the conversation is in (set by routing, or by the case it is
+    # linked to), and the case it is about. A conversation belongs to at most one case;
+    # a case can gather several conversations (an e-mail, then a text).
+    team = models.ForeignKey(
+        "citizenhub.Team",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="threads",
+    )
+    case = models.ForeignKey(
+        "citizenhub.ServiceCase",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="threads",
+    )
     last_message_at = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
@@ -167,6 +184,16 @@ class Thread(models.Model):
         indexes = [
             models.Index(fields=["status", "-last_message_at"], name="thread_inbox_idx"),
             models.Index(fields=["channel", "conversation_key"], name="thread_conversation_idx"),
+            # The inbox filtered by team or by assignee, newest activity first.
+            models.Index(
+                fields=["team", "status", "-last_message_at"], name="thread_team_inbox_idx"
+            ),
+            models.Index(
+                fields=["assigned_to", "status", "-last_message_at"],
+                name="thread_assignee_inbox_idx",
+            ),
+            # A citizen's conversations, newest first (the 360 page's panel).
+            models.Index(fields=["citizen", "-last_message_at"], name="thread_citizen_recent_idx"),
         ]
 
     def __str__(self) -> str:
@@ -350,7 +377,8 @@ class RoutingRule(models.Model):
     """Routes inbound messages to a department and service by address or keyword.
 
     The first enabled rule (lowest priority number) that matches wins. A rule with a
-    service code is what the casework app uses to open a case automatically.
+    service code and `opens_case` opens a case for each new conversation it routes
+    (channels.services.casework).
     """
 
     name = models.CharField(max_length=150)
@@ -374,6 +402,21 @@ class RoutingRule(models.Model):
     )
     department = models.CharField(max_length=100, blank=True)
     service_code = models.CharField(max_length=32, blank=True)
+    team = models.ForeignKey(
+        "citizenhub.Team",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="routing_rules",
+        help_text=_("The team whose inbox new conversations go to; empty for the service's team."),
+    )
+    opens_case = models.BooleanField(
+        default=False,
+        help_text=_(
+            "Open a case of the rule's service for every new conversation it routes "
+            "(needs a service code)."
+        ),
+    )
 
     class Meta:
         ordering = ["priority", "id"]
@@ -383,6 +426,12 @@ class RoutingRule(models.Model):
 
     def keyword_list(self) -> list[str]:
         return [k.strip().lower() for k in self.keywords.split(",") if k.strip()]
+
+    def clean(self) -> None:
+        if self.opens_case and not self.service_code:
+            raise ValidationError(
+                {"opens_case": _("A rule can only open cases when it names a service code.")}
+            )
 
 
 # --- Web forms -----------------------------------------------------------------------------

@@ -14,6 +14,9 @@ from citizenhub.models import (
     Citizen,
     CitizenMerge,
     ContactPoint,
+    Service,
+    ServiceCase,
+    Team,
     TimelineEntry,
 )
 
@@ -167,3 +170,75 @@ class CitizenMergeAdmin(admin.ModelAdmin):
                 self.message_user(request, f"Merge {merge.pk}: {exc.message}", messages.ERROR)
             else:
                 self.message_user(request, f"Merge {merge.pk} undone.", messages.SUCCESS)
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "department", "email")
+    list_filter = ("department",)
+    search_fields = ("name", "slug", "department")
+    filter_horizontal = ("members",)
+    prepopulated_fields = {"slug": ("name",)}
+
+
+@admin.register(Service)
+class ServiceAdmin(admin.ModelAdmin):
+    """The service catalogue, edited by the council (load_service_catalogue seeds it)."""
+
+    list_display = (
+        "name",
+        "code",
+        "team",
+        "department",
+        "clock_type",
+        "sla_days",
+        "is_public",
+        "is_sensitive",
+        "is_active",
+    )
+    list_filter = ("department", "team", "clock_type", "is_public", "is_sensitive", "is_active")
+    search_fields = ("name", "code", "keywords", "group")
+    list_select_related = ("team",)
+
+
+@admin.register(ServiceCase)
+class ServiceCaseAdmin(admin.ModelAdmin):
+    """Cases are worked on the staff dashboard, which enforces who may read sensitive ones.
+
+    The admin therefore shows only what every officer may see (reference, service, team,
+    status, dates) and never a title, description, resolution, location or history, and
+    changes nothing: all writes go through the case services.
+    """
+
+    list_display = ("reference", "service", "team", "status", "priority", "due_on", "breached")
+    list_filter = ("status", "breached", "legal_hold", "service", "team")
+    search_fields = ("=reference",)
+    list_select_related = ("service", "team")
+    date_hierarchy = "opened_at"
+    show_full_result_count = False
+    fields = (
+        "reference",
+        "service",
+        "team",
+        "status",
+        "priority",
+        "opened_at",
+        "due_on",
+        "clock_stopped_at",
+        "breached",
+        "resolved_at",
+        "closed_at",
+        "legal_hold",
+        "anonymised_at",
+        "version",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False

@@ -1,7 +1,52 @@
+from __future__ import annotations
+
+from typing import Any
+
 from django.apps import AppConfig
+from django.apps import apps as global_apps
+from django.conf import settings
+from django.core import checks
+from django.db.models.signals import post_migrate
+
+# Every app whose permissions the staff roles refer to (citizenhub.staff.access).
+ROLE_APPS = ("citizenhub", "channels", "engagement", "democracy")
 
 
 class CitizenhubConfig(AppConfig):
     name = "citizenhub"
     verbose_name = "Citizen hub"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        post_migrate.connect(create_staff_groups, sender=self)
+        checks.register(check_frontend_packages, checks.Tags.staticfiles)
+
+
+def create_staff_groups(sender: AppConfig, using: str, **kwargs: Any) -> None:
+    """After `migrate`, make sure the staff groups exist with their permissions."""
+    from django.contrib.auth.management import create_permissions
+
+    from citizenhub.staff.access import ensure_staff_groups
+
+    # Django creates each app's permissions in that app's own post_migrate, and channels
+    # and the others come after citizenhub: create theirs now so the roles get them at once.
+    for label in ROLE_APPS:
+        if label in global_apps.app_configs:
+            create_permissions(
+                global_apps.get_app_config(label), verbosity=0, using=using, apps=global_apps
+            )
+    ensure_staff_groups(using=using)
+
+
+def check_frontend_packages(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    missing = [str(path) for _prefix, path in settings.FRONTEND_PACKAGE_DIRS if not path.is_dir()]
+    if not missing:
+        return []
+    return [
+        checks.Warning(
+            "Front-end packages (GOV.UK Frontend, HTMX, Chart.js) are not installed: "
+            + ", ".join(missing),
+            hint="Run `make install` (npm ci); pages are unstyled until then.",
+            id="citizenhub.W001",
+        )
+    ]

@@ -15,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils.module_loading import autodiscover_modules
 
+from citizenhub.demo_casework import seed_casework
 from citizenhub.demo_data import DEFAULT_RESIDENTS, seed_residents
 
 
@@ -81,3 +82,10 @@ def run_demo_seeders(
 @register_demo_seeder("residents", order=100)
 def seed_demo_residents(options: DemoOptions) -> SeedCounts:
     return seed_residents(count=options.residents, progress=options.progress)
+
+
+# After the residents (cases belong to them) and before the channels' history, so the
+# channels app can link its conversations to cases that already exist.
+@register_demo_seeder("casework", order=150)
+def seed_demo_casework(options: DemoOptions) -> SeedCounts:
+    return seed_casework(residents=options.residents, progress=options.progress)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from celery.schedules import crontab
 from kombu import Queue
 
 from citizenhub.env import (
@@ -49,6 +50,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "allauth",
     "allauth.account",
+    "allauth.mfa",
     "citizenhub",
     "channels.apps.ChannelsConfig",
     "engagement",
@@ -67,6 +69,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "citizenhub.staff.middleware.StaffMfaRequiredMiddleware",
 ]
 
 ROOT_URLCONF = "citizenhub.urls"
@@ -83,6 +86,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "citizenhub.context_processors.council",
             ],
         },
     },
@@ -129,6 +133,12 @@ ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_PREVENT_ENUMERATION = True
 LOGIN_REDIRECT_URL = "/"
+# Staff sign in with a password and an authenticator app (TOTP); recovery codes are the way
+# back in when the phone is lost. Passkeys/security keys are not offered yet.
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+# Staff pages (/staff/) and session use of the API (/api/v1/) need TOTP set up first
+# (citizenhub.staff.middleware); API tokens of integration accounts are not affected.
+STAFF_MFA_REQUIRED = env_bool("STAFF_MFA_REQUIRED", default=True)
 
 # --- Internationalisation -----------------------------------------------------------------
 LANGUAGE_CODE = "en-gb"
@@ -141,6 +151,19 @@ USE_TZ = True
 # --- Static files -------------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# GOV.UK Frontend, HTMX and Chart.js are npm packages (package.json, `make install`), served
+# by the app itself from node_modules under these prefixes; nothing loads from a CDN.
+# govuk-frontend.citizenhub.min.css is the package's CSS with its /assets/ font and image
+# URLs made relative (package.json's postinstall), so they resolve under STATIC_URL too.
+NODE_MODULES_DIR = BASE_DIR / "node_modules"
+FRONTEND_PACKAGE_DIRS = [
+    ("govuk", NODE_MODULES_DIR / "govuk-frontend" / "dist" / "govuk"),
+    ("vendor/htmx", NODE_MODULES_DIR / "htmx.org" / "dist"),
+    ("vendor/chartjs", NODE_MODULES_DIR / "chart.js" / "dist"),
+]
+# Without node_modules the app still starts (management commands, API, health checks) and
+# pages are unstyled; the system check citizenhub.W001 says so (citizenhub/apps.py).
+STATICFILES_DIRS = [(prefix, path) for prefix, path in FRONTEND_PACKAGE_DIRS if path.is_dir()]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -208,11 +231,30 @@ CELERY_TASK_ROUTES = {
     "channels.send*": {"queue": "outbound"},
     "channels.*": {"queue": "default"},
     "engagement.*": {"queue": "bulk"},
+    "citizenhub.anonymise_expired_cases": {"queue": "bulk"},
+    "citizenhub.find_duplicate_candidates": {"queue": "bulk"},
     "citizenhub.*": {"queue": "default"},
 }
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULE = {
+    # Hourly: the breach flag feeds SLA reports; queues compute "overdue" live anyway.
+    "cases-mark-breached": {
+        "task": "citizenhub.mark_breached_cases",
+        "schedule": crontab(minute=5),
+        "options": {"expires": 3000},
+    },
+    # Overnight, in bounded runs of 500 so a backlog is worked off over several beats.
+    "cases-anonymise-expired": {
+        "task": "citizenhub.anonymise_expired_cases",
+        "schedule": crontab(minute="*/10", hour="1-4"),
+        "options": {"expires": 540},
+    },
+    "citizens-find-duplicates": {
+        "task": "citizenhub.find_duplicate_candidates",
+        "schedule": crontab(minute=30, hour=0),
+        "options": {"expires": 3 * 3600},
+    },
     "channels-sweep-stale": {
         "task": "channels.sweep_stale",
         "schedule": 60.0,
@@ -266,6 +308,7 @@ SPECTACULAR_SETTINGS = {
         "ContactPointKindEnum": "citizenhub.models.ContactPoint.Kind",
         "TimelineEntryKindEnum": "citizenhub.models.TimelineEntry.Kind",
         "CitizenStatusEnum": "citizenhub.models.Citizen.Status",
+        "ServiceCaseStatusEnum": "citizenhub.models.ServiceCase.Status",
         "ThreadStatusEnum": "channels.models.Thread.Status",
         "LoggedContactKindEnum": "channels.models.LoggedContact.Kind",
         "LoggedContactDirectionEnum": "channels.models.LoggedContact.Direction",
@@ -322,6 +365,17 @@ CHANNELS_MESSAGE_ID_DOMAIN = env_str(
 
 # --- CitizenHub ---------------------------------------------------------------------------
 COUNCIL_NAME = env_str("COUNCIL_NAME", "Northmoor District Council")
+# Working days for case deadlines: which UK bank holidays apply, and optionally a newer copy
+# of GOV.UK's https://www.gov.uk/bank-holidays.json than the one shipped (citizenhub/data/).
+BANK_HOLIDAY_DIVISION = env_str("BANK_HOLIDAY_DIVISION", "england-and-wales")
+if BANK_HOLIDAY_DIVISION not in ("england-and-wales", "scotland", "northern-ireland"):
+    raise EnvironmentConfigError(
+        "BANK_HOLIDAY_DIVISION",
+        "must be england-and-wales, scotland or northern-ireland",
+    )
+BANK_HOLIDAYS_FILE = env_str("BANK_HOLIDAYS_FILE", "")
+# The name an authenticator app shows next to the staff member's account.
+MFA_TOTP_ISSUER = COUNCIL_NAME
 # Region used to read phone numbers written without an international prefix.
 PHONE_DEFAULT_REGION = env_str("PHONE_DEFAULT_REGION", "GB")
 READINESS_TIMEOUT_SECONDS = 2

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from citizenhub import services
 from citizenhub.models import Citizen
+from citizenhub.services import cases as case_services
 
 HEARTBEAT_CACHE_KEY = "citizenhub:worker-heartbeat"
 
@@ -45,3 +46,25 @@ def record_timeline_entry_task(
         visibility=visibility,
     )
     return entry.pk
+
+
+@shared_task(name="citizenhub.mark_breached_cases", ignore_result=True)
+def mark_breached_cases_task() -> int:
+    """Beat runs this early each day: flag open cases past their due date (idempotent: a
+    case already flagged is not counted again)."""
+    return case_services.mark_breached_cases()
+
+
+@shared_task(name="citizenhub.anonymise_expired_cases", ignore_result=True)
+def anonymise_expired_cases_task(*, limit: int = 500) -> int:
+    """Beat runs this nightly: anonymise closed cases past their service's retention period,
+    at most `limit` a run (an anonymised case is never picked again, so reruns are safe)."""
+    return case_services.anonymise_expired_cases(limit=limit)
+
+
+@shared_task(name="citizenhub.find_duplicate_candidates", ignore_result=True)
+def find_duplicate_candidates_task(*, limit_blocks: int | None = None) -> dict[str, int]:
+    """Nightly: suggest profiles that may be one person (idempotent; decisions are kept)."""
+    from citizenhub.duplicates import find_duplicate_candidates
+
+    return find_duplicate_candidates(limit_blocks=limit_blocks)

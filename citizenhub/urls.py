@@ -1,10 +1,14 @@
 """Top-level URL map; paths follow the contract in DESIGN.md."""
 
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from citizenhub import health, views
+
+# The admin's own login would skip allauth: no rate limits, no second factor (PITFALLS.md).
+admin.site.login = secure_admin_login(admin.site.login)
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -14,6 +18,8 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("api/v1/", include("citizenhub.api.urls")),
     path("api/v1/", include("channels.api.urls")),
+    path("staff/inbox/", include("channels.staff.urls")),
+    path("staff/", include("citizenhub.staff.urls")),
     path("", include("channels.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -34,6 +34,15 @@ def uncollected_static_files(settings):
     }
 
 
+@pytest.fixture(autouse=True)
+def staff_mfa_relaxed(request, settings):
+    """Staff need TOTP in production; tests that are not about it sign staff in without it.
+
+    Mark a test `@pytest.mark.mfa_required` to run it with the requirement on.
+    """
+    settings.STAFF_MFA_REQUIRED = bool(request.node.get_closest_marker("mfa_required"))
+
+
 @pytest.fixture
 def staff_user(db):
     return StaffUserFactory()
@@ -53,3 +62,23 @@ def api_client():
 def staff_api(api_client, staff_user):
     api_client.force_authenticate(staff_user)
     return api_client
+
+
+def _officer_in(group_name: str):
+    from citizenhub.staff.access import ensure_staff_groups
+
+    groups = ensure_staff_groups()
+    user = StaffUserFactory()
+    user.groups.add(groups[group_name])
+    return user
+
+
+@pytest.fixture
+def caseworker(db):
+    """An officer in the caseworker group (no team: add them to one to see sensitive work)."""
+    return _officer_in("caseworker")
+
+
+@pytest.fixture
+def supervisor(db):
+    return _officer_in("supervisor")

@@ -29,6 +29,11 @@ class ThreadSerializer(serializers.ModelSerializer):
     assigned_to = serializers.CharField(
         source="assigned_to.get_username", read_only=True, allow_null=True, default=None
     )
+    subject = serializers.SerializerMethodField()
+    content_restricted = serializers.SerializerMethodField(
+        help_text="True when the conversation is about a sensitive service (adult social care, "
+        "bereavement) whose team you are not in: subject and messages are withheld."
+    )
 
     class Meta:
         model = Thread
@@ -36,6 +41,7 @@ class ThreadSerializer(serializers.ModelSerializer):
             "id",
             "reference",
             "subject",
+            "content_restricted",
             "status",
             "channel",
             "citizen",
@@ -46,6 +52,17 @@ class ThreadSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = fields
+
+    def _restricted(self, thread: Thread) -> bool:
+        access = self.context.get("access")
+        return access is None or not access.thread_visible(thread)
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_subject(self, thread: Thread) -> str | None:
+        return None if self._restricted(thread) else thread.subject
+
+    def get_content_restricted(self, thread: Thread) -> bool:
+        return self._restricted(thread)
 
 
 class AttachmentSerializer(serializers.ModelSerializer):
@@ -116,6 +133,8 @@ class ThreadDetailSerializer(ThreadSerializer):
 
     @extend_schema_field(ThreadMessageSerializer(many=True))
     def get_messages(self, thread: Thread) -> list[dict]:
+        if self._restricted(thread):
+            return []
         return ThreadMessageSerializer(self.context["messages"], many=True).data
 
 

@@ -6,6 +6,7 @@ import django_filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -47,7 +48,16 @@ class ThreadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     filterset_class = ThreadFilter
 
     def get_queryset(self):
-        return selectors.inbox_threads()
+        return selectors.inbox_threads().select_related("case__service")
+
+    def get_serializer_context(self) -> dict:
+        # Who may read sensitive conversations, loaded once per request (two queries).
+        return {**super().get_serializer_context(), "access": self._access()}
+
+    def _access(self) -> selectors.ContentAccess:
+        if not hasattr(self, "_content_access"):
+            self._content_access = selectors.content_access(self.request.user)
+        return self._content_access
 
     @extend_schema(
         summary="List threads (the unified inbox)",
@@ -62,7 +72,10 @@ class ThreadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     )
     def retrieve(self, request: Request, *args, **kwargs) -> Response:
         thread = self.get_object()
-        context = {**self.get_serializer_context(), "messages": selectors.thread_messages(thread)}
+        messages = (
+            selectors.thread_messages(thread) if self._access().thread_visible(thread) else []
+        )
+        context = {**self.get_serializer_context(), "messages": messages}
         return Response(s.ThreadDetailSerializer(thread, context=context).data)
 
     @extend_schema(
@@ -75,6 +88,10 @@ class ThreadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     @action(detail=True, methods=["post"], pagination_class=None, filterset_class=None)
     def replies(self, request: Request, pk=None) -> Response:
         thread = self.get_object()
+        if not self._access().thread_visible(thread):
+            raise PermissionDenied(
+                "This conversation is about a sensitive service; only its team may reply."
+            )
         payload = s.ReplyInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         outbound = thread_reply(thread=thread, by=request.user, **payload.validated_data)

@@ -44,7 +44,10 @@ logger = logging.getLogger(__name__)
 
 INSERT_CHUNK = 500
 # Sent inside the ingest transaction with the ids of messages just processed (not
-# duplicates, not ignored): the casework app opens cases from routed messages here.
+# redeliveries, not ignored auto-replies; copies of one e-mail sent to two council
+# addresses included), `routing` (message id -> RoutingDecision, for the messages routed
+# in this batch) and `new_thread_ids` (the threads this batch started):
+# channels.services.casework opens cases and records resident updates here.
 inbound_messages_processed = django.dispatch.Signal()
 
 
@@ -317,7 +320,8 @@ def ingest_inbound_messages(message_ids: Sequence[int]) -> IngestReport:
         people = _mark_cross_channel_copies(people, report)
         rules = enabled_rules()
         decisions = {m.pk: route_message(m, parsed[m.pk], rules) for m in people}
-        ThreadAssigner(people, parsed, decisions).assign()
+        assigner = ThreadAssigner(people, parsed, decisions)
+        assigner.assign()
         _store_attachments(people, parsed)
         _record_timeline(people, decisions)
         now = timezone.now()
@@ -329,7 +333,10 @@ def ingest_inbound_messages(message_ids: Sequence[int]) -> IngestReport:
         _count(messages)
         if report.processed:
             inbound_messages_processed.send(
-                sender=InboundMessage, message_ids=list(report.processed)
+                sender=InboundMessage,
+                message_ids=list(report.processed),
+                routing=decisions,
+                new_thread_ids=frozenset(assigner.new_thread_ids),
             )
     return report
 

@@ -18,9 +18,9 @@ from channels.adapters import (
     TransientChannelError,
     adapter_for,
 )
-from channels.models import Channel, InboundMessage, OutboundMessage, Thread
+from channels.models import Channel, InboundMessage, OutboundMessage, Thread, ThreadParticipant
 from citizenhub.errors import ApplicationError
-from citizenhub.models import ContactPoint, TimelineEntry
+from citizenhub.models import ChannelKind, Citizen, ContactPoint, ServiceCase, Team, TimelineEntry
 from citizenhub.services.timeline import record_timeline_entry
 
 logger = logging.getLogger(__name__)
@@ -121,6 +121,92 @@ def thread_reply(
         thread.last_message_at = timezone.now()
         thread.save(update_fields=["status", "last_message_at"])
         if thread.channel.enabled:
+            transaction.on_commit(lambda: _enqueue_send(outbound.pk))
+    return outbound
+
+
+# Channels a conversation can be started on, and the kind of address each sends to.
+# Social channels are left out: they can only answer people who wrote to us first.
+_STARTABLE = {ChannelKind.EMAIL: ContactPoint.Kind.EMAIL, ChannelKind.SMS: ContactPoint.Kind.PHONE}
+
+
+def start_conversation(
+    *,
+    citizen: Citizen,
+    channel: Channel,
+    subject: str,
+    body: str,
+    by: AbstractBaseUser | None,
+    case: ServiceCase | None = None,
+    team: Team | None = None,
+    service_code: str = "",
+    department: str = "",
+) -> OutboundMessage:
+    """Write to a citizen who has no conversation to answer: a new thread (waiting on the
+    resident) with one queued message, sent by a task after commit.
+
+    The message goes to the citizen's primary deliverable address of the channel's kind;
+    the thread reference in the subject and the reply address bring their answer back to it.
+    """
+    body = body.strip()
+    if not body:
+        raise ApplicationError("Write a message before sending.", code="empty_reply")
+    kind = _STARTABLE.get(channel.timeline_channel)
+    if kind is None:
+        raise ApplicationError(
+            f"Conversations cannot be started on {channel.name}; residents must write first.",
+            code="cannot_start",
+        )
+    adapter = adapter_for(channel)
+    limit = min(BODY_LIMIT, adapter.max_reply_chars or BODY_LIMIT)
+    if len(body) > limit:
+        raise ApplicationError(
+            f"Messages on {channel.name} can be at most {limit:,} characters; this one has "
+            f"{len(body):,}.",
+            code="reply_too_long",
+        )
+    point = (
+        citizen.contact_points.filter(
+            kind=kind, removed_at__isnull=True, undeliverable_at__isnull=True
+        )
+        .order_by("-is_primary", "-created_at", "-pk")
+        .first()
+    )
+    if point is None:
+        raise ApplicationError(
+            f"This resident has no deliverable {ContactPoint.Kind(kind).label.lower()}.",
+            code="no_recipient",
+        )
+    subject = (subject or "A message from the council").strip()
+    now = timezone.now()
+    with transaction.atomic():
+        thread = Thread.objects.create(
+            channel=channel,
+            citizen=citizen,
+            subject=subject[:300],
+            status=Thread.Status.WAITING,
+            department=department[:100],
+            service_code=service_code[:32],
+            team=team,
+            case=case,
+            last_message_at=now,
+        )
+        ThreadParticipant.objects.create(thread=thread, contact_point=point)
+        outbound = OutboundMessage.objects.create(
+            channel=channel,
+            thread=thread,
+            citizen=citizen,
+            to_value=point.normalised,
+            subject=f"{subject} [{thread.reference}]"[:300] if adapter.uses_subject else "",
+            body_text=body,
+            message_id=make_msgid(domain=settings.CHANNELS_MESSAGE_ID_DOMAIN)[1:-1],
+            created_by=by,
+            created_at=now,
+            last_error=""
+            if channel.enabled
+            else "Channel is disabled; queued until it is enabled again.",
+        )
+        if channel.enabled:
             transaction.on_commit(lambda: _enqueue_send(outbound.pk))
     return outbound
 

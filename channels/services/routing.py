@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from channels.adapters import ParsedMessage
 from channels.models import InboundMessage, RoutingRule
+from citizenhub.models import Service
 
 
 @dataclass(frozen=True)
@@ -14,13 +15,26 @@ class RoutingDecision:
     department: str = ""
     service_code: str = ""
     rule_id: int | None = None
+    # The inbox the new thread goes to: the rule's team, else its service's team.
+    team_id: int | None = None
+    # Open a case of `service_code` for a new thread (the rule's opens_case).
+    opens_case: bool = False
 
 
 NO_ROUTE = RoutingDecision()
 
 
 def enabled_rules() -> list[RoutingRule]:
-    return list(RoutingRule.objects.filter(enabled=True).order_by("priority", "id"))
+    """The enabled rules in the order they are tried, each with `routed_team_id`: its own
+    team or, when it has none, the team of its service (one query for all of them)."""
+    rules = list(RoutingRule.objects.filter(enabled=True).order_by("priority", "id"))
+    codes = {r.service_code for r in rules if r.service_code and r.team_id is None}
+    service_teams = (
+        dict(Service.objects.filter(code__in=codes).values_list("code", "team_id")) if codes else {}
+    )
+    for rule in rules:
+        rule.routed_team_id = rule.team_id or service_teams.get(rule.service_code)
+    return rules
 
 
 def route_message(
@@ -41,5 +55,11 @@ def route_message(
             continue
         if not (rule.channel_id or needle or keywords):
             continue  # a rule with no condition would swallow everything: ignore it
-        return RoutingDecision(rule.department, rule.service_code, rule.pk)
+        return RoutingDecision(
+            department=rule.department,
+            service_code=rule.service_code,
+            rule_id=rule.pk,
+            team_id=getattr(rule, "routed_team_id", rule.team_id),
+            opens_case=rule.opens_case and bool(rule.service_code),
+        )
     return NO_ROUTE

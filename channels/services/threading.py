@@ -31,6 +31,7 @@ class ThreadAssigner:
         self.decisions = decisions
 
     def assign(self) -> None:
+        self.new_thread_ids: set[int] = set()
         if not self.messages:
             return
         self._load_candidates()
@@ -53,6 +54,8 @@ class ThreadAssigner:
             assignments.append((message, thread))
 
         Thread.objects.bulk_create(new_threads)
+        # Told to the casework hook: routing rules that open cases act on new threads only.
+        self.new_thread_ids = {thread.pk for thread in new_threads}
         for thread in touched.values():
             if thread.status != Thread.Status.OPEN:
                 thread.status = Thread.Status.OPEN  # a new message reopens the conversation
@@ -158,5 +161,6 @@ class ThreadAssigner:
             is_public=parsed.is_public,
             department=decision.department,
             service_code=decision.service_code,
+            team_id=decision.team_id,
             last_message_at=message.received_at,
         )

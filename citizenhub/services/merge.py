@@ -16,10 +16,18 @@ from typing import Any
 import django.dispatch
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import models, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from citizenhub.errors import ApplicationError, ConflictError
-from citizenhub.models import Address, AuditEvent, Citizen, CitizenMerge, ContactPoint
+from citizenhub.models import (
+    Address,
+    AuditEvent,
+    Citizen,
+    CitizenMerge,
+    ContactPoint,
+    DuplicateCandidate,
+)
 from citizenhub.services.audit import audit_record
 
 # Sent inside the merge transaction before rows move, so an app can reconcile rows that
@@ -45,6 +53,9 @@ _NOT_MOVED = {
     (CitizenMerge, "survivor"),
     (CitizenMerge, "duplicate"),
     (AuditEvent, "citizen"),
+    # A suggestion is about the two profiles as they were; the merge closes it instead.
+    (DuplicateCandidate, "citizen_a"),
+    (DuplicateCandidate, "citizen_b"),
 }
 # Rows with a primary flag: the survivor keeps its primary, the duplicate's are demoted.
 _PRIMARY_FLAGGED = {ContactPoint: "kind", Address: None}
@@ -208,6 +219,7 @@ def citizen_merge(
             duplicate.save()
         survivor.save()
 
+        _close_duplicate_candidates(survivor, duplicate, by)
         snapshot["survivor_after"] = _profile_state(survivor)
         merge.snapshot = snapshot
         merge.save(update_fields=["snapshot"])
@@ -227,6 +239,22 @@ def citizen_merge(
         )
         citizen_merged.send(sender=Citizen, survivor=survivor, duplicate=duplicate, merge=merge)
     return merge
+
+
+def _close_duplicate_candidates(
+    survivor: Citizen, duplicate: Citizen, by: AbstractBaseUser | None
+) -> None:
+    """Open suggestions about the merged-away profile are settled (the finder suggests the
+    survivor next time if the evidence is still there), and so is this pair's, whatever an
+    officer decided about it before. Unmerging leaves them closed: the finder never reopens
+    a decided pair, and the officer who unmerged can compare the two again."""
+    reviewed_by = by if by is not None and getattr(by, "is_authenticated", False) else None
+    DuplicateCandidate.objects.filter(
+        (Q(citizen_a=duplicate) | Q(citizen_b=duplicate))
+        & (Q(status=DuplicateCandidate.Status.OPEN) | Q(citizen_a=survivor) | Q(citizen_b=survivor))
+    ).update(
+        status=DuplicateCandidate.Status.MERGED, reviewed_by=reviewed_by, reviewed_at=timezone.now()
+    )
 
 
 def _demote_clashing_primaries(

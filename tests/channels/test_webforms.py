@@ -485,7 +485,9 @@ def test_a_same_origin_post_is_accepted(client, webform, django_capture_on_commi
 
 def test_csrf_is_still_enforced_everywhere_else(webform, django_capture_on_commit_callbacks):
     strict = Client(enforce_csrf_checks=True)
-    login = strict.post("/admin/login/", {"username": "someone", "password": "anything"})
+    login = strict.post(
+        "/accounts/login/", {"login": "someone@example.org", "password": "anything"}
+    )
     assert login.status_code == 403
     # The form itself needs no CSRF cookie: its signed token does that job.
     response = send(strict, django_capture_on_commit_callbacks)

@@ -6,7 +6,15 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from citizenhub.models import Address, Citizen, ContactPoint, TimelineEntry
+from citizenhub.models import (
+    Address,
+    Citizen,
+    ContactPoint,
+    Service,
+    ServiceCase,
+    Team,
+    TimelineEntry,
+)
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -66,3 +74,39 @@ class TimelineEntryFactory(factory.django.DjangoModelFactory):
     kind = TimelineEntry.Kind.MESSAGE_IN
     channel = "email"
     summary = factory.Sequence(lambda n: f"Message {n} about a missed bin")
+
+
+class TeamFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Team
+        django_get_or_create = ("slug",)
+
+    slug = factory.Sequence(lambda n: f"team-{n}")
+    name = factory.Sequence(lambda n: f"Team {n}")
+    department = "Environment"
+
+
+class ServiceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Service
+        django_get_or_create = ("code",)
+
+    code = factory.Sequence(lambda n: f"service-{n}")
+    name = factory.Sequence(lambda n: f"Service {n}")
+    department = factory.LazyAttribute(lambda s: s.team.department)
+    team = factory.SubFactory(TeamFactory)
+    sla_days = 10
+
+
+class ServiceCaseFactory(factory.django.DjangoModelFactory):
+    """A case row made directly; tests of behaviour open cases through services.open_case."""
+
+    class Meta:
+        model = ServiceCase
+
+    reference = factory.Sequence(lambda n: f"CH-2026-{900000 + n:06d}")
+    citizen = factory.SubFactory(CitizenFactory)
+    service = factory.SubFactory(ServiceFactory)
+    team = factory.LazyAttribute(lambda c: c.service.team)
+    title = factory.Sequence(lambda n: f"Case {n}: bin not emptied")
+    due_on = factory.LazyFunction(lambda: timezone.localdate() + datetime.timedelta(days=7))

@@ -84,6 +84,10 @@ class Citizen(models.Model):
                 name="citizen_merged_has_target",
             ),
         ]
+        permissions = [
+            ("merge_citizen", "Can merge and unmerge citizen profiles"),
+            ("view_sensitive_audit", "Can read the audit log of any profile"),
+        ]
 
     def __str__(self) -> str:
         return self.display_name

@@ -1,0 +1,1 @@
+"""The unified inbox: staff pages over threads from every channel, at /staff/inbox/."""

@@ -1,0 +1,39 @@
+"""The hub core's data: people (profiles, identities, timeline, audit) and service cases."""
+
+from citizenhub.models.cases import (
+    CaseEvent,
+    CaseReferenceSequence,
+    ClockType,
+    Service,
+    ServiceCase,
+    Team,
+)
+from citizenhub.models.duplicates import DuplicateCandidate
+from citizenhub.models.people import (
+    Address,
+    AuditEvent,
+    ChannelKind,
+    Citizen,
+    CitizenMerge,
+    ContactPoint,
+    Language,
+    TimelineEntry,
+)
+
+__all__ = [
+    "Address",
+    "AuditEvent",
+    "CaseEvent",
+    "CaseReferenceSequence",
+    "ChannelKind",
+    "Citizen",
+    "CitizenMerge",
+    "ClockType",
+    "ContactPoint",
+    "DuplicateCandidate",
+    "Language",
+    "Service",
+    "ServiceCase",
+    "Team",
+    "TimelineEntry",
+]

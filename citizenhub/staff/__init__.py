@@ -1,0 +1,1 @@
+"""The staff dashboard: roles, access control, MFA enforcement and the pages under /staff/."""

@@ -1,0 +1,1 @@
+"""Staff dashboard pages, one module per section."""
