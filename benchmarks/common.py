@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import subprocess
 import sys
@@ -58,20 +59,54 @@ def _server_url() -> str:
     return raw
 
 
-def _ensure_database(server_url: str, name: str) -> None:
-    """Create the benchmark database on the server unless it already exists."""
+def connect_server(dbname: str = "postgres"):  # -> psycopg2 connection
+    """A plain psycopg2 connection to `dbname` on the benchmark server (DATABASE_URL's host,
+    port, user and password, or the local default)."""
     import psycopg2
-    from psycopg2 import sql
 
-    parts = urlsplit(server_url)
-    connection = psycopg2.connect(
+    parts = urlsplit(_server_url())
+    return psycopg2.connect(
         host=parts.hostname or "127.0.0.1",
         port=parts.port or 5432,
         user=unquote(parts.username) if parts.username else "postgres",
         password=unquote(parts.password) if parts.password else None,
-        dbname="postgres",
+        dbname=dbname,
         connect_timeout=5,
     )
+
+
+def database_exists(name: str) -> bool:
+    connection = connect_server()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+            return cursor.fetchone() is not None
+    finally:
+        connection.close()
+
+
+def drop_database(name: str) -> None:
+    """Drop a benchmark database, ending its sessions first (PostgreSQL >= 13)."""
+    from psycopg2 import sql
+
+    if not name.startswith(BENCH_DATABASE):
+        raise BenchmarkError(f"refusing to drop {name!r}: not a benchmark database")
+    connection = connect_server()
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+    finally:
+        connection.close()
+
+
+def _ensure_database(name: str) -> None:
+    """Create the benchmark database on the server unless it already exists."""
+    from psycopg2 import sql
+
+    connection = connect_server()
     try:
         # CREATE DATABASE cannot run inside a transaction block.
         connection.autocommit = True
@@ -83,14 +118,11 @@ def _ensure_database(server_url: str, name: str) -> None:
         connection.close()
 
 
-def setup_django() -> None:
-    """Point Django at the benchmark database (created if missing), start it, migrate."""
-    server_url = _server_url()
-    _ensure_database(server_url, BENCH_DATABASE)
-    parts = urlsplit(server_url)
-    os.environ["DATABASE_URL"] = urlunsplit(
-        (parts.scheme, parts.netloc, f"/{BENCH_DATABASE}", "", "")
-    )
+def setup_django(database: str = BENCH_DATABASE) -> None:
+    """Point Django at a benchmark database (created if missing), start it, migrate."""
+    _ensure_database(database)
+    parts = urlsplit(_server_url())
+    os.environ["DATABASE_URL"] = urlunsplit((parts.scheme, parts.netloc, f"/{database}", "", ""))
     # As in production; with DEBUG on, Django would also keep every query in memory.
     os.environ["DEBUG"] = "0"
     os.environ["SECRET_KEY"] = os.environ.get("SECRET_KEY") or _BENCH_SECRET_KEY
@@ -156,9 +188,40 @@ def report(name: str, line: str, metrics: dict[str, Any]) -> None:
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "commit": git_commit(),
         "nproc": cpu_count(),
+        # Other work on the machine moves every figure: keep the 1/5/15-minute load with it.
+        "loadavg": [round(load, 2) for load in os.getloadavg()],
         "scale": bench_scale(),
         **metrics,
     }
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     with (RESULTS_DIR / f"{name}.jsonl").open("a", encoding="utf-8") as results:
         results.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+@contextmanager
+def use_database(name: str) -> Iterator[None]:
+    """Point Django's default connection at another benchmark database for the block, as
+    Django's test runner does for its test database; back to the first one afterwards."""
+    from django.contrib.contenttypes.models import ContentType
+    from django.db import connection
+
+    previous = connection.settings_dict["NAME"]
+    connection.close()
+    connection.settings_dict["NAME"] = name
+    # Content type ids belong to a database; the cache must not carry them across.
+    ContentType.objects.clear_cache()
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.settings_dict["NAME"] = previous
+        ContentType.objects.clear_cache()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The value below which `fraction` of the values fall (nearest rank); 0 for none."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]

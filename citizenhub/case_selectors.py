@@ -9,7 +9,7 @@ contradicts work they cannot see. Pages, the API and search all read cases throu
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 
 from citizenhub.models import Service, ServiceCase, Team
 
@@ -18,38 +18,51 @@ User = AbstractBaseUser | AnonymousUser
 REDACTED_TITLE = "Sensitive case: content restricted to its team"
 
 
-def _member_of(team_field: str, user: User) -> Exists:
-    return Exists(
-        Team.members.through.objects.filter(team_id=OuterRef(team_field), user_id=user.pk)
-    )
+# What an officer may read depends on their teams and on which services are sensitive. Both
+# are read once per request object: a page asks several times (cases, timeline, panels).
+_TEAM_IDS_ATTR = "_citizenhub_team_ids"
+_HIDDEN_CODES_ATTR = "_citizenhub_hidden_service_codes"
 
 
-def cases_for(user: User) -> QuerySet[ServiceCase]:
-    """Every case the user may know exists, each annotated with `content_visible`."""
-    if not getattr(user, "is_authenticated", False) or not user.is_staff:
-        return ServiceCase.objects.none()
-    return (
-        ServiceCase.objects.select_related("service", "team", "assignee", "citizen")
-        .annotate(
-            in_case_team=_member_of("team_id", user),
-            in_service_team=_member_of("service__team_id", user),
-        )
-        .annotate(
-            content_visible=Q(service__is_sensitive=False)
-            | Q(in_case_team=True)
-            | Q(in_service_team=True)
-        )
-    )
+def user_team_ids(user: User) -> frozenset[int]:
+    """The ids of the teams the user is in (cached on this user object)."""
+    if not getattr(user, "is_authenticated", False):
+        return frozenset()
+    cached = getattr(user, _TEAM_IDS_ATTR, None)
+    if cached is None:
+        cached = frozenset(Team.objects.filter(members=user).values_list("pk", flat=True))
+        setattr(user, _TEAM_IDS_ATTR, cached)
+    return cached
+
+
+def forget_cached_access(user: User) -> None:
+    """Drop what this user object remembers of its teams (after changing memberships)."""
+    for name in (_TEAM_IDS_ATTR, _HIDDEN_CODES_ATTR):
+        if hasattr(user, name):
+            delattr(user, name)
 
 
 def case_content_visible_q(user: User, prefix: str = "") -> Q:
     """A condition on cases (or on a relation to them, with `prefix`) true where the user
     may read the content; for filtering searches so hidden text never matches."""
-    team_ids = list(Team.objects.filter(members=user).values_list("pk", flat=True))
-    return (
-        Q(**{f"{prefix}service__is_sensitive": False})
-        | Q(**{f"{prefix}team_id__in": team_ids})
-        | Q(**{f"{prefix}service__team_id__in": team_ids})
+    team_ids = sorted(user_team_ids(user))
+    condition = Q(**{f"{prefix}service__is_sensitive": False})
+    if team_ids:
+        condition |= Q(**{f"{prefix}team_id__in": team_ids}) | Q(
+            **{f"{prefix}service__team_id__in": team_ids}
+        )
+    return condition
+
+
+def cases_for(user: User) -> QuerySet[ServiceCase]:
+    """Every case the user may know exists, each annotated with `content_visible`.
+
+    The condition compares with the user's team ids, read once, rather than correlated
+    subqueries: compiling those was most of the cost of a page that lists a few cases."""
+    if not getattr(user, "is_authenticated", False) or not user.is_staff:
+        return ServiceCase.objects.none()
+    return ServiceCase.objects.select_related("service", "team", "assignee", "citizen").annotate(
+        content_visible=ExpressionWrapper(case_content_visible_q(user), output_field=BooleanField())
     )
 
 
@@ -58,18 +71,27 @@ def can_see_case_content(user: User, case: ServiceCase) -> bool:
         return False
     if not case.service.is_sensitive:
         return True
-    return Team.objects.filter(
-        Q(pk=case.team_id) | Q(pk=case.service.team_id), members=user
-    ).exists()
+    team_ids = user_team_ids(user)
+    return case.team_id in team_ids or case.service.team_id in team_ids
 
 
 def hidden_service_codes(user: User) -> frozenset[str]:
     """Codes of sensitive services the user may not read: timeline entries, threads and
     messages tagged with these show that something happened, not what."""
-    sensitive = Service.objects.filter(is_sensitive=True)
+    cached = getattr(user, _HIDDEN_CODES_ATTR, None)
+    if cached is not None:
+        return cached
+    team_ids = user_team_ids(user)
+    hidden = frozenset(
+        code
+        for code, team_id in Service.objects.filter(is_sensitive=True).values_list(
+            "code", "team_id"
+        )
+        if team_id not in team_ids
+    )
     if getattr(user, "is_authenticated", False):
-        sensitive = sensitive.exclude(team__members=user)
-    return frozenset(sensitive.values_list("code", flat=True))
+        setattr(user, _HIDDEN_CODES_ATTR, hidden)
+    return hidden
 
 
 def case_queue(

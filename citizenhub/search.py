@@ -197,13 +197,13 @@ def _with_summary(queryset: QuerySet[Citizen]) -> QuerySet[Citizen]:
 
 
 def _exact_citizens(plan: _Plan, limit: int) -> list[Citizen]:
-    condition = Q()
+    candidates = []
     if plan.identities:
         identity = Q()
         for kind, key in plan.identities:
             identity |= Q(kind=kind, match_key=key)
         points = ContactPoint.objects.filter(identity, removed_at__isnull=True)
-        condition |= Q(pk__in=points.values("citizen_id")[:CANDIDATE_LIMIT])
+        candidates.append(points.values("citizen_id")[:CANDIDATE_LIMIT])
     addresses = None
     if plan.uprn:
         addresses = Address.objects.filter(uprn=plan.uprn)
@@ -212,9 +212,21 @@ def _exact_citizens(plan: _Plan, limit: int) -> list[Citizen]:
     elif plan.postcode_prefix:
         addresses = Address.objects.filter(postcode__startswith=plan.postcode_prefix)
     if addresses is not None:
-        condition |= Q(pk__in=addresses.values("citizen_id")[:CANDIDATE_LIMIT])
-    if not condition:
+        candidates.append(addresses.values("citizen_id")[:CANDIDATE_LIMIT])
+    if not candidates:
         return []
+    # One IN over a UNION ALL of the candidate lists, never `id IN (a) OR id IN (b)`: with
+    # the OR, PostgreSQL walks the name index over every citizen and filters (a term that
+    # is both a phone number and UPRN-shaped took 2.9 s on 1,000,000 citizens; 0.4 ms so).
+    # SQLite allows no LIMIT inside a compound statement; its planner has no such trap.
+    if len(candidates) == 1:
+        condition = Q(pk__in=candidates[0])
+    elif connection.features.supports_slicing_ordering_in_compound:
+        condition = Q(pk__in=candidates[0].union(*candidates[1:], all=True))
+    else:
+        condition = Q()
+        for ids in candidates:
+            condition |= Q(pk__in=ids)
     queryset = Citizen.objects.filter(condition, status__in=LIVE_STATUSES).order_by(
         Lower("family_name"), Lower("given_name"), "id"
     )
