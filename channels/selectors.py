@@ -157,8 +157,13 @@ def citizen_threads(citizen: Citizen, *, limit: int = 20) -> list[Thread]:
 
     Joins only what the 360's panel shows and the sensitivity rule needs: planning the
     inbox's seven-table join cost more than running it on a citizen's few threads."""
+    panel_fields = (
+        *("id", "subject", "status", "last_message_at", "team_id", "service_code", "case_id"),
+        *("channel__name", "channel__kind", "case__reference", "case__team_id"),
+        *("case__service__is_sensitive", "case__service__team_id"),
+    )
     return list(
-        _with_preview(Thread.objects.select_related("channel", "case__service"))
+        _with_preview(Thread.objects.select_related("channel", "case__service").only(*panel_fields))
         .filter(citizen=citizen)
         .order_by("-last_message_at", "-pk")[:limit]
     )

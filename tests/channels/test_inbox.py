@@ -721,3 +721,24 @@ def test_threads_api_withholds_sensitive_content_from_other_teams(
     body = api_client.get(f"/api/v1/threads/{thread.pk}/").json()
     assert body["subject"] == "Care package for my mother" and body["content_restricted"] is False
     assert body["messages"][0]["body_text"] == "She needs help at home."
+
+
+def test_rendering_the_conversations_panel_loads_nothing_more_per_thread(
+    rf, officer, email_channel, sensitive
+):
+    # The panel's query loads only the fields it shows: a deferred field read by the
+    # template would cost one query per row.
+    service, _member = sensitive
+    citizen = CitizenFactory()
+    case = open_case(service=ServiceFactory(), title="Bin", citizen=citizen)
+    make_thread(email_channel, citizen=citizen, case=case)
+    render_panel(rf, officer, citizen_conversations_panel, citizen)
+    with CaptureQueriesContext(connection) as one:
+        render_panel(rf, officer, citizen_conversations_panel, citizen)
+    for n in range(10):
+        make_thread(email_channel, citizen=citizen, case=case if n % 2 else None)
+        make_thread(email_channel, citizen=citizen, service_code=service.code)
+    with CaptureQueriesContext(connection) as many:
+        _panel, html = render_panel(rf, officer, citizen_conversations_panel, citizen)
+    assert len(many) == len(one)
+    assert case.reference in html and "Sensitive conversation" in html
