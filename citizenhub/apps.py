@@ -6,7 +6,7 @@ from django.apps import AppConfig
 from django.apps import apps as global_apps
 from django.conf import settings
 from django.core import checks
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_delete, post_migrate, post_save
 
 # Every app whose permissions the staff roles refer to (citizenhub.staff.access).
 ROLE_APPS = ("citizenhub", "channels", "engagement", "democracy")
@@ -20,6 +20,14 @@ class CitizenhubConfig(AppConfig):
     def ready(self) -> None:
         post_migrate.connect(create_staff_groups, sender=self)
         checks.register(check_frontend_packages, checks.Tags.staticfiles)
+        # The cached catalogue summary (sensitive services, departments) must follow edits.
+        from citizenhub.case_selectors import forget_catalogue_summary
+
+        service = self.get_model("Service")
+        post_save.connect(forget_catalogue_summary, sender=service, dispatch_uid="catalogue-save")
+        post_delete.connect(
+            forget_catalogue_summary, sender=service, dispatch_uid="catalogue-delete"
+        )
 
 
 def create_staff_groups(sender: AppConfig, using: str, **kwargs: Any) -> None:

@@ -8,7 +8,10 @@ contradicts work they cannot see. Pages, the API and search all read cases throu
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.cache import cache
 from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 
 from citizenhub.models import Service, ServiceCase, Team
@@ -75,6 +78,40 @@ def can_see_case_content(user: User, case: ServiceCase) -> bool:
     return case.team_id in team_ids or case.service.team_id in team_ids
 
 
+@dataclass(frozen=True)
+class CatalogueSummary:
+    """What every staff page needs of the service catalogue: which services are sensitive
+    (and whose), and the departments. Cached: the catalogue changes a few times a year and
+    these were two queries on every page."""
+
+    sensitive: tuple[tuple[str, int], ...]  # (service code, owning team id)
+    departments: tuple[str, ...]
+
+
+CATALOGUE_CACHE_KEY = "citizenhub:catalogue-summary:v1"
+# A backstop only: saving or deleting a Service clears the entry at once (apps.py).
+CATALOGUE_CACHE_SECONDS = 300
+
+
+def catalogue_summary() -> CatalogueSummary:
+    summary = cache.get(CATALOGUE_CACHE_KEY)
+    if summary is None:
+        rows = list(
+            Service.objects.order_by().values_list("code", "team_id", "is_sensitive", "department")
+        )
+        summary = CatalogueSummary(
+            sensitive=tuple((code, team_id) for code, team_id, sensitive, _ in rows if sensitive),
+            departments=tuple(sorted({department for *_, department in rows if department})),
+        )
+        cache.set(CATALOGUE_CACHE_KEY, summary, CATALOGUE_CACHE_SECONDS)
+    return summary
+
+
+def forget_catalogue_summary(**_kwargs: object) -> None:
+    """Signal receiver: a service changed, so the next page reads the catalogue again."""
+    cache.delete(CATALOGUE_CACHE_KEY)
+
+
 def hidden_service_codes(user: User) -> frozenset[str]:
     """Codes of sensitive services the user may not read: timeline entries, threads and
     messages tagged with these show that something happened, not what."""
@@ -83,11 +120,7 @@ def hidden_service_codes(user: User) -> frozenset[str]:
         return cached
     team_ids = user_team_ids(user)
     hidden = frozenset(
-        code
-        for code, team_id in Service.objects.filter(is_sensitive=True).values_list(
-            "code", "team_id"
-        )
-        if team_id not in team_ids
+        code for code, team_id in catalogue_summary().sensitive if team_id not in team_ids
     )
     if getattr(user, "is_authenticated", False):
         setattr(user, _HIDDEN_CODES_ATTR, hidden)

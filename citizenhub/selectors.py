@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch, Q, QuerySet
 
-from citizenhub.models import Citizen, ContactPoint, Service, TimelineEntry
+from citizenhub.case_selectors import catalogue_summary
+from citizenhub.models import Citizen, ContactPoint, TimelineEntry
 from citizenhub.normalise import normalise_email, normalise_phone
 
 SEARCH_TERM_LIMIT = 200
@@ -163,7 +164,7 @@ def timeline_page(
 
 def timeline_departments(citizen: Citizen) -> list[str]:
     """Departments to offer in a citizen's timeline filter, sorted."""
-    catalogue = set(Service.objects.order_by().values_list("department", flat=True).distinct())
+    catalogue = set(catalogue_summary().departments)
     recent = (
         TimelineEntry.objects.filter(citizen=citizen)
         .order_by("-occurred_at", "-id")

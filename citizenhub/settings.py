@@ -178,6 +178,9 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# Sessions are read from the cache (Redis in production) and written through to the
+# database, so a restart of Redis signs nobody out and a page view costs no session query.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 if not DEBUG:
     # The load balancer terminates TLS and says so in X-Forwarded-Proto.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

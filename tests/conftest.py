@@ -82,3 +82,14 @@ def caseworker(db):
 @pytest.fixture
 def supervisor(db):
     return _officer_in("supervisor")
+
+
+@pytest.fixture(autouse=True)
+def fresh_catalogue_summary():
+    # The catalogue summary is cached (Redis in CI) and each test rolls back its services:
+    # start every test from the database, not from another test's catalogue.
+    from citizenhub.case_selectors import forget_catalogue_summary
+
+    forget_catalogue_summary()
+    yield
+    forget_catalogue_summary()

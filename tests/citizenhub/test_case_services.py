@@ -633,3 +633,17 @@ class TestBeatTasksAndCommand:
         assert "Teams: 0 created, 10 already there" in again.getvalue()
         assert "Services: 0 created, 13 refreshed" in again.getvalue()
         assert Service.objects.filter(is_sensitive=True).exists()
+
+
+def test_marking_a_service_sensitive_hides_it_at_once_despite_the_cache(db, caseworker):
+    from citizenhub.case_selectors import catalogue_summary, hidden_service_codes
+
+    service = ServiceFactory(code="carers-assessment", is_sensitive=False)
+    assert "carers-assessment" not in hidden_service_codes(caseworker)
+    assert catalogue_summary().sensitive == ()  # now cached
+    service.is_sensitive = True
+    service.save()
+    fresh_user = type(caseworker).objects.get(pk=caseworker.pk)  # a new request's user
+    assert "carers-assessment" in hidden_service_codes(fresh_user)
+    service.delete()
+    assert catalogue_summary().sensitive == ()
