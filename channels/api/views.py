@@ -87,6 +87,11 @@ class ThreadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     )
     @action(detail=True, methods=["post"], pagination_class=None, filterset_class=None)
     def replies(self, request: Request, pk=None) -> Response:
+        if not request.user.has_perm("channels.add_outboundmessage"):
+            raise PermissionDenied(
+                "Replying to residents needs the caseworker or supervisor role "
+                "(permission channels.add_outboundmessage)."
+            )
         thread = self.get_object()
         if not self._access().thread_visible(thread):
             raise PermissionDenied(

@@ -36,9 +36,17 @@ def test_inbox_lists_threads_newest_first_with_filters(
     assert staff_api.get(THREADS, {"status": "nonsense"}).status_code == 400
 
 
+@pytest.fixture
+def replier_api(api_client, caseworker):
+    """An integration client acting as a caseworker, who may reply to residents."""
+    api_client.force_authenticate(caseworker)
+    return api_client
+
+
 def test_thread_detail_shows_both_directions_and_sanitised_html(
-    staff_api, email_channel, django_capture_on_commit_callbacks
+    replier_api, email_channel, django_capture_on_commit_callbacks
 ):
+    staff_api = replier_api
     ingest(email_channel, django_capture_on_commit_callbacks, "html_script.eml")
     thread = Thread.objects.get()
     with smtp_sink() as (sink, port):
@@ -63,8 +71,9 @@ def test_thread_detail_shows_both_directions_and_sanitised_html(
     ("body", "field"), [({}, "body"), ({"body": ""}, "body"), ({"body": "hi", "cc": "x@y.z"}, "cc")]
 )
 def test_bad_reply_bodies_are_400_and_nothing_is_queued(
-    staff_api, email_channel, django_capture_on_commit_callbacks, body, field
+    replier_api, email_channel, django_capture_on_commit_callbacks, body, field
 ):
+    staff_api = replier_api
     ingest(email_channel, django_capture_on_commit_callbacks, "simple.eml")
     thread = Thread.objects.get()
     response = staff_api.post(f"{THREADS}{thread.pk}/replies/", body, format="json")
@@ -72,10 +81,22 @@ def test_bad_reply_bodies_are_400_and_nothing_is_queued(
     assert OutboundMessage.objects.count() == 0
 
 
-def test_reply_to_unknown_thread_is_404(staff_api):
+def test_reply_to_unknown_thread_is_404(replier_api):
     assert (
-        staff_api.post(f"{THREADS}999999/replies/", {"body": "x"}, format="json").status_code == 404
+        replier_api.post(f"{THREADS}999999/replies/", {"body": "x"}, format="json").status_code
+        == 404
     )
+
+
+def test_replying_needs_the_permission_and_queues_nothing_without_it(
+    staff_api, email_channel, django_capture_on_commit_callbacks
+):
+    ingest(email_channel, django_capture_on_commit_callbacks, "simple.eml")
+    thread = Thread.objects.get()
+    response = staff_api.post(f"{THREADS}{thread.pk}/replies/", {"body": "Hi"}, format="json")
+    assert response.status_code == 403
+    assert "channels.add_outboundmessage" in response.json()["error"]["message"]
+    assert OutboundMessage.objects.count() == 0
 
 
 def test_residents_and_anonymous_cannot_use_the_inbox(api_client, resident_user):
