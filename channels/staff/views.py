@@ -380,6 +380,15 @@ def thread_link_case_view(request: HttpRequest, thread_id: int) -> HttpResponse:
     form = LinkCaseForm(request.POST)
     if form.is_valid():
         case = form.cleaned_data["reference"]
+        # Linking writes to the case's history and moves the conversation into the case's
+        # team: work on a case, which only those who may read it can do.
+        if not selectors.content_access(request.user).case_visible(case):
+            form.add_error(
+                "reference",
+                _("Case %(ref)s belongs to a sensitive service: only its team can link to it.")
+                % {"ref": case.reference},
+            )
+            return _render_thread(request, thread, status=400, error_form=form, link_form=form)
         try:
             link_thread_to_case(thread=thread, case=case, actor=request.user)
         except ApplicationError as exc:

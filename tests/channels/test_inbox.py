@@ -430,6 +430,22 @@ def test_link_to_an_existing_case_by_reference(officer_client, ingested):
     assert case.events.filter(kind=CaseEvent.Kind.LINKED).exists()
 
 
+def test_an_officer_outside_the_team_cannot_link_to_a_sensitive_case(
+    officer_client, ingested, sensitive
+):
+    service, _member = sensitive
+    case = open_case(service=service, title="Care at home", citizen=ingested.citizen)
+    response = officer_client.post(
+        f"{INBOX}{ingested.pk}/case/link/", {"reference": case.reference}
+    )
+    assert response.status_code == 400
+    assert "only its team can link to it" in response.content.decode()
+    assert "Care at home" not in response.content.decode()
+    ingested.refresh_from_db()
+    assert ingested.case is None
+    assert not case.events.filter(kind=CaseEvent.Kind.LINKED).exists()
+
+
 def test_linking_an_unknown_reference_is_a_form_error(officer_client, ingested):
     response = officer_client.post(
         f"{INBOX}{ingested.pk}/case/link/", {"reference": "CH-2026-999999"}
