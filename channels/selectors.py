@@ -11,7 +11,11 @@ from django.db.models import F, OuterRef, Prefetch, Q, QuerySet, Subquery, Windo
 from django.db.models.functions import RowNumber, Substr
 
 from channels.models import Attachment, Channel, InboundMessage, OutboundMessage, Thread
-from citizenhub.case_selectors import hidden_service_codes, user_team_ids
+from citizenhub.case_selectors import (
+    case_content_visible_to_teams,
+    hidden_service_codes,
+    user_team_ids,
+)
 from citizenhub.models import Citizen, ServiceCase, Team
 
 PREVIEW_CHARS = 160
@@ -41,11 +45,7 @@ class ContentAccess:
     hidden_codes: frozenset[str]
 
     def case_visible(self, case: ServiceCase) -> bool:
-        return (
-            not case.service.is_sensitive
-            or case.team_id in self.team_ids
-            or case.service.team_id in self.team_ids
-        )
+        return case_content_visible_to_teams(case, self.team_ids)
 
     def thread_visible(self, thread: Thread) -> bool:
         if thread.case_id is not None:

@@ -69,13 +69,19 @@ def cases_for(user: User) -> QuerySet[ServiceCase]:
     )
 
 
+def case_content_visible_to_teams(case: ServiceCase, team_ids: frozenset[int]) -> bool:
+    """The sensitive-service rule for one case, given an officer's team ids."""
+    return (
+        not case.service.is_sensitive
+        or case.team_id in team_ids
+        or case.service.team_id in team_ids
+    )
+
+
 def can_see_case_content(user: User, case: ServiceCase) -> bool:
     if not getattr(user, "is_authenticated", False) or not user.is_staff:
         return False
-    if not case.service.is_sensitive:
-        return True
-    team_ids = user_team_ids(user)
-    return case.team_id in team_ids or case.service.team_id in team_ids
+    return case_content_visible_to_teams(case, user_team_ids(user))
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ from django.views.decorators.http import require_GET
 from citizenhub import selectors
 from citizenhub.case_selectors import (
     REDACTED_TITLE,
+    can_see_case_content,
     hidden_service_codes,
-    user_team_ids,
 )
 from citizenhub.models import (
     AuditEvent,
@@ -217,15 +217,10 @@ def _citizen_cases(
             "-id",
         )[:limit]
     )
-    # The same rule as cases_for()'s annotation, applied in Python: the user's teams are
-    # already loaded, and compiling the annotation cost more than the query it decorated.
-    team_ids = user_team_ids(user)
+    # cases_for()'s rule applied per row (the user's teams are already loaded): compiling
+    # its annotation cost more than the query it decorated.
     for case in rows:
-        case.content_visible = (
-            not case.service.is_sensitive
-            or case.team_id in team_ids
-            or case.service.team_id in team_ids
-        )
+        case.content_visible = can_see_case_content(user, case)
     open_rows = [case for case in rows if case.open_first == 0]
     past_rows = [case for case in rows if case.open_first == 1]
     more_open = len(open_rows) > OPEN_CASES_SHOWN
