@@ -136,6 +136,9 @@ LOGIN_REDIRECT_URL = "/"
 # Staff sign in with a password and an authenticator app (TOTP); recovery codes are the way
 # back in when the phone is lost. Passkeys/security keys are not offered yet.
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+# Accept the code of the 30-second step either side of now (RFC 6238 section 5.2): a phone
+# a few seconds out, or a code typed as the step turns over, is not a failed sign-in.
+MFA_TOTP_TOLERANCE = 1
 # Staff pages (/staff/) and session use of the API (/api/v1/) need TOTP set up first
 # (citizenhub.staff.middleware); API tokens of integration accounts are not affected.
 STAFF_MFA_REQUIRED = env_bool("STAFF_MFA_REQUIRED", default=True)
@@ -382,3 +385,11 @@ MFA_TOTP_ISSUER = COUNCIL_NAME
 # Region used to read phone numbers written without an international prefix.
 PHONE_DEFAULT_REGION = env_str("PHONE_DEFAULT_REGION", "GB")
 READINESS_TIMEOUT_SECONDS = 2
+
+# --- Portal: accounts (sign-up, contact details, phone codes) ------------------------------
+
+# --- Portal: reports and uploads ----------------------------------------------------------
+
+# --- Portal: my cases and messages --------------------------------------------------------
+
+# --- Portal: my data (export, who viewed, erasure) and consents ---------------------------

@@ -93,3 +93,58 @@ def fresh_catalogue_summary():
     forget_catalogue_summary()
     yield
     forget_catalogue_summary()
+
+
+@pytest.fixture(autouse=True)
+def private_media_in_tmp(settings, tmp_path_factory):
+    # Uploaded files go to a throwaway directory, never into the checkout's var/media.
+    settings.MEDIA_ROOT = tmp_path_factory.mktemp("media")
+
+
+def make_resident(email: str | None = None, **citizen_fields):
+    """A signed-up resident: an account with a verified e-mail address, linked to an active
+    Citizen profile that owns that address (confirmed). Returns the user; the profile is
+    user.citizen."""
+    from allauth.account.models import EmailAddress
+
+    from citizenhub.models import Citizen, ContactPoint
+    from citizenhub.normalise import normalise_identity
+
+    user = UserFactory(**({"email": email} if email else {}))
+    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+    citizen = Citizen.objects.create(
+        user=user,
+        given_name=citizen_fields.pop("given_name", "Rhian"),
+        family_name=citizen_fields.pop("family_name", "Evans"),
+        **citizen_fields,
+    )
+    identity = normalise_identity("email", user.email, field="email")
+    ContactPoint.objects.create(
+        citizen=citizen,
+        kind="email",
+        value=user.email,
+        normalised=identity.normalised,
+        match_key=identity.match_key,
+        is_primary=True,
+        verification_level=ContactPoint.VerificationLevel.CONFIRMED,
+        source=ContactPoint.Source.PORTAL,
+    )
+    return user
+
+
+@pytest.fixture
+def resident(db):
+    """A signed-up resident (see make_resident); their profile is resident.citizen."""
+    return make_resident()
+
+
+@pytest.fixture
+def other_resident(db):
+    """A second resident, for isolation tests: nothing of theirs may reach `resident`."""
+    return make_resident(given_name="Gareth", family_name="Jones")
+
+
+@pytest.fixture
+def resident_client(client, resident):
+    client.force_login(resident)
+    return client

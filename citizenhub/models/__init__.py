@@ -9,6 +9,7 @@ from citizenhub.models.cases import (
     Team,
 )
 from citizenhub.models.duplicates import DuplicateCandidate
+from citizenhub.models.portal import CaseAttachment, ContactVerification
 from citizenhub.models.people import (
     Address,
     AuditEvent,
@@ -23,6 +24,7 @@ from citizenhub.models.people import (
 __all__ = [
     "Address",
     "AuditEvent",
+    "CaseAttachment",
     "CaseEvent",
     "CaseReferenceSequence",
     "ChannelKind",
@@ -30,6 +32,7 @@ __all__ = [
     "CitizenMerge",
     "ClockType",
     "ContactPoint",
+    "ContactVerification",
     "DuplicateCandidate",
     "Language",
     "Service",

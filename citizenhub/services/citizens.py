@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from citizenhub.errors import ApplicationError
-from citizenhub.models import AuditEvent, Citizen, ContactPoint
+from citizenhub.models import AuditEvent, Citizen, ContactPoint, Language
 from citizenhub.normalise import NormalisedIdentity, normalise_identity
 from citizenhub.services.audit import audit_record
 from citizenhub.services.identity import live_contact_point
@@ -217,3 +217,24 @@ def contact_point_verify(
             details={"kind": kind, "level": level},
         )
     return owner_point
+
+
+def citizen_set_preferred_language(
+    *, citizen: Citizen, language: str, actor: AbstractBaseUser | None = None
+) -> Citizen:
+    """Save the language the resident reads (English or Welsh): the portal shows it and
+    messages to them are written in it."""
+    if language not in dict(Language.choices):
+        raise ValidationError({"preferred_language": f"{language!r} is not a language we offer."})
+    if citizen.preferred_language == language:
+        return citizen
+    before = citizen.preferred_language
+    citizen.preferred_language = language
+    citizen.save(update_fields=["preferred_language", "updated_at"])
+    audit_record(
+        action=AuditEvent.Action.UPDATE,
+        target=citizen,
+        actor=actor,
+        details={"preferred_language": [before, language]},
+    )
+    return citizen

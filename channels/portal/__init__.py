@@ -1,0 +1,1 @@
+"""The channels app's part of the residents' portal: my messages, phone verification."""

@@ -1,0 +1,3 @@
+"""The resident's own API (/api/v1/me/): filled in by its owner."""
+
+urlpatterns: list = []

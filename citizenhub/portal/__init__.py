@@ -1,0 +1,1 @@
+"""The residents' self-service portal: public pages, report a problem, and /my/."""

@@ -1,0 +1,3 @@
+"""Portal routes: my_account (filled in by its owner)."""
+
+urlpatterns: list = []

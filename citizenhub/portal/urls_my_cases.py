@@ -1,0 +1,3 @@
+"""Portal routes: my_cases (filled in by its owner)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Portal routes: my_data (filled in by its owner)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Portal routes: report (filled in by its owner)."""
+
+urlpatterns: list = []

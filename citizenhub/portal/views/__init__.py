@@ -1,0 +1,1 @@
+"""Views of the residents' portal, one module per section."""
