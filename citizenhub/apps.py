@@ -20,6 +20,12 @@ class CitizenhubConfig(AppConfig):
     def ready(self) -> None:
         post_migrate.connect(create_staff_groups, sender=self)
         checks.register(check_frontend_packages, checks.Tags.staticfiles)
+        # A resident's saved language applies as soon as they sign in (citizenhub.portal.language).
+        from django.contrib.auth.signals import user_logged_in
+
+        from citizenhub.portal.language import remember_language_on_login
+
+        user_logged_in.connect(remember_language_on_login, dispatch_uid="resident-language")
         # The cached catalogue summary (sensitive services, departments) must follow edits.
         from citizenhub.case_selectors import forget_catalogue_summary
 

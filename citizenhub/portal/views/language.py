@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 from django.views.i18n import set_language as django_set_language
 
 from citizenhub.portal.access import citizen_for_user
+from citizenhub.portal.language import SESSION_LANGUAGE_KEY
 from citizenhub.services.citizens import citizen_set_preferred_language
 
 
@@ -20,4 +21,5 @@ def set_language(request: HttpRequest) -> HttpResponse:
         citizen = citizen_for_user(request.user)
         if citizen is not None:
             citizen_set_preferred_language(citizen=citizen, language=language, actor=request.user)
+            request.session[SESSION_LANGUAGE_KEY] = language
     return response
