@@ -89,3 +89,11 @@ def seed_demo_residents(options: DemoOptions) -> SeedCounts:
 @register_demo_seeder("casework", order=150)
 def seed_demo_casework(options: DemoOptions) -> SeedCounts:
     return seed_casework(residents=options.residents, progress=options.progress)
+
+
+# After the casework, so the portal's demo residents are people who already have cases.
+@register_demo_seeder("portal accounts", order=170)
+def seed_demo_portal_accounts(options: DemoOptions) -> SeedCounts:
+    from citizenhub.demo_portal import ensure_demo_portal_accounts
+
+    return {"portal accounts created": ensure_demo_portal_accounts()}

@@ -10,6 +10,7 @@ from django.db import transaction
 from rest_framework.authtoken.models import Token
 
 from citizenhub.demo_casework import demo_officer_logins, ensure_demo_officers
+from citizenhub.demo_portal import demo_portal_logins
 
 DEMO_EMAIL = "demo.officer@northmoor.example"
 DEMO_PASSWORD = "northmoor-demo-2026"  # noqa: S105 - printed on purpose; DEBUG-only command
@@ -62,3 +63,4 @@ class Command(BaseCommand):
             "http://127.0.0.1:8000/api/v1/citizens/\n"
         )
         self.stdout.write(demo_officer_logins())
+        self.stdout.write(demo_portal_logins())
