@@ -16,6 +16,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import translation
 
+from citizenhub.middleware import OUTAGE_ERRORS
+
 SESSION_LANGUAGE_KEY = "citizenhub_language"
 
 
@@ -37,7 +39,12 @@ class ResidentLanguageMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         session = getattr(request, "session", None)
         if session is not None and settings.LANGUAGE_COOKIE_NAME not in request.COOKIES:
-            language = session.get(SESSION_LANGUAGE_KEY)
+            try:
+                language = session.get(SESSION_LANGUAGE_KEY)
+            except OUTAGE_ERRORS:
+                # The session store is down: the view meets the outage and answers 503
+                # (citizenhub.middleware); a middleware error here would be a bare 500.
+                language = None
             if language in dict(settings.LANGUAGES):
                 translation.activate(language)
                 request.LANGUAGE_CODE = language
