@@ -25,3 +25,21 @@ class ChannelsConfig(AppConfig):
         )
         register_case_panel("messages", order=10)(panels.case_messages_panel)
         register_citizen_panel("conversations", order=20)(panels.citizen_conversations_panel)
+        # --- Portal: my messages on the /my/ page and in the resident's data export.
+        from django.utils.translation import gettext_lazy
+
+        from channels.portal.export import export_messages
+        from citizenhub.portal.registry import register_export_section, register_my_section
+
+        register_my_section(
+            "messages",
+            order=20,
+            title=gettext_lazy("My messages"),
+            description=gettext_lazy("Your conversations with us by e-mail, text and more."),
+            url_name="my-messages:list",
+        )
+        register_export_section("messages", order=20, title=gettext_lazy("Messages"))(
+            export_messages
+        )
+        # --- end of portal: my messages.
+        import channels.portal.verification  # noqa: F401 - registers the sender of phone codes

@@ -26,8 +26,11 @@ class CitizenhubConfig(AppConfig):
         from citizenhub.portal.language import remember_language_on_login
 
         user_logged_in.connect(remember_language_on_login, dispatch_uid="resident-language")
+        import citizenhub.portal.signals  # noqa: F401 - a verified e-mail links the profile
+
         # The cached catalogue summary (sensitive services, departments) must follow edits.
         from citizenhub.case_selectors import forget_catalogue_summary
+        from citizenhub.staff.views import attachments_panel, erasure  # noqa: F401 - register panels
 
         service = self.get_model("Service")
         post_save.connect(forget_catalogue_summary, sender=service, dispatch_uid="catalogue-save")

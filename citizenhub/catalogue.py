@@ -3,7 +3,7 @@
 `load_service_catalogue()` puts it in the database (it is idempotent: running it again
 updates names and targets but never the choices a council has made since, such as which
 team does the work). Targets are typical published council standards; statutory clocks
-follow the law: FOI 20 working days, subject access one calendar month (ICO), complaints
+follow the law: FOI 20 working days, subject access and erasure one calendar month (ICO), complaints
 10 and 20 working days (the Housing Ombudsman's complaint handling code). LGSL codes are
 left empty: councils fill them from the Local Government Services List (esd.org.uk) rather
 than trust a guessed mapping.
@@ -175,6 +175,19 @@ SERVICES = (
         "Ask for a copy of the personal information the council holds about you.",
         clock_type=ClockType.SUBJECT_ACCESS,
         keywords="SAR, my data, GDPR",
+    ),
+    # UK GDPR Art 12(3) gives erasure (Art 17) the same one-month clock as subject access.
+    ServiceSpec(
+        "erasure-request",
+        "Request to erase your information",
+        "information-governance",
+        "Your information",
+        0,
+        "Ask the council to erase personal information it holds about you. Information the "
+        "council must keep (for example records of your cases) is kept, and you are told why "
+        "and until when.",
+        clock_type=ClockType.SUBJECT_ACCESS,
+        keywords="erasure, right to be forgotten, delete my data, GDPR",
     ),
     ServiceSpec(
         "adult-social-care",

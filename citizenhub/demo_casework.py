@@ -417,6 +417,22 @@ CONTENT: dict[str, ServiceContent] = {
         urgent_share=0.0,
         high_share=0.0,
     ),
+    "erasure-request": ServiceContent(
+        titles=("Erasure request: {thing}",),
+        descriptions=("Please delete the information you hold about me that you no longer "
+                      "need.",
+                      "I have moved away and would like my details removed."),
+        resolutions=("Newsletter consent withdrawn and optional details deleted; case "
+                     "records kept until their retention date, as explained.",),
+        notes=("Checked which records are kept for a public task or a legal obligation.",),
+        waiting=("Asked the resident to confirm which account they mean.",),
+        resumed=("The resident confirmed the account.",),
+        things=("my details", "marketing preferences", "old account"),
+        channels=_WRITTEN,
+        weight=1,
+        urgent_share=0.0,
+        high_share=0.0,
+    ),
     "adult-social-care": ServiceContent(
         titles=("{thing}",),
         descriptions=("Caller is worried about how they are managing at home since a fall.",

@@ -1,9 +1,9 @@
 """The demo council's portal accounts: residents of the demo who have signed up, so the
 residents' portal can be tried at once with cases, messages and history of their own.
 
-Each account is linked to an existing demo resident with several cases, chosen by a fixed
-rule (the most cases, then the oldest profile), so a second run finds the same people. One
-of them reads Welsh, to show the portal and messages in Cymraeg.
+Each account is linked to an existing demo resident, chosen by a fixed rule (the most cases,
+then the oldest profile) among those who read the account's language, so a second run finds
+the same people. One of them reads Welsh, to show the portal and messages in Cymraeg.
 """
 
 from __future__ import annotations
@@ -32,13 +32,17 @@ DEMO_PORTAL_ACCOUNTS = (
 )
 
 
-def _candidates() -> list[Citizen]:
-    """Demo residents with an e-mail address and no account yet, most cases first."""
-    return list(
-        Citizen.objects.filter(status=Citizen.Status.ACTIVE, user__isnull=True)
+def _candidate(language: str) -> Citizen | None:
+    """The demo resident with an e-mail address, no account yet and the most cases, among
+    those who read `language`."""
+    return (
+        Citizen.objects.filter(
+            status=Citizen.Status.ACTIVE, user__isnull=True, preferred_language=language
+        )
         .filter(contact_points__kind=ContactPoint.Kind.EMAIL, contact_points__removed_at=None)
         .annotate(case_count=Count("cases", filter=Q(cases__anonymised_at=None), distinct=True))
-        .order_by("-case_count", "created_at", "pk")[: len(DEMO_PORTAL_ACCOUNTS)]
+        .order_by("-case_count", "created_at", "pk")
+        .first()
     )
 
 
@@ -56,7 +60,10 @@ def ensure_demo_portal_accounts(*, password: str = DEMO_PASSWORD) -> int:
         return 0
     hashed = make_password(password)
     created = 0
-    for account, citizen in zip(missing, _candidates(), strict=False):
+    for account in missing:
+        citizen = _candidate(account.language)
+        if citizen is None:
+            continue
         email_point = (
             citizen.contact_points.filter(kind=ContactPoint.Kind.EMAIL, removed_at=None)
             .order_by("-is_primary", "pk")
@@ -73,8 +80,7 @@ def ensure_demo_portal_accounts(*, password: str = DEMO_PASSWORD) -> int:
         )
         EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
         citizen.user = user
-        citizen.preferred_language = account.language
-        citizen.save(update_fields=["user", "preferred_language", "updated_at"])
+        citizen.save(update_fields=["user", "updated_at"])
         email_point.verification_level = ContactPoint.VerificationLevel.CONFIRMED
         email_point.save(update_fields=["verification_level"])
         created += 1

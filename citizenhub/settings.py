@@ -134,9 +134,11 @@ ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_PREVENT_ENUMERATION = True
 LOGIN_REDIRECT_URL = "/"
-# Staff sign in with a password and an authenticator app (TOTP); recovery codes are the way
-# back in when the phone is lost. Passkeys/security keys are not offered yet.
-MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+# Staff sign in with a password and an authenticator app (TOTP); residents may add one.
+# Passkeys/security keys (WebAuthn, through fido2) are a second factor too, not a password
+# replacement; adding one needs JavaScript, so TOTP stays the way that works without it.
+# Recovery codes are the way back in when the phone is lost.
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
 # Accept the code of the 30-second step either side of now (RFC 6238 section 5.2): a phone
 # a few seconds out, or a code typed as the step turns over, is not a failed sign-in.
 MFA_TOTP_TOLERANCE = 1
@@ -388,9 +390,70 @@ PHONE_DEFAULT_REGION = env_str("PHONE_DEFAULT_REGION", "GB")
 READINESS_TIMEOUT_SECONDS = 2
 
 # --- Portal: accounts (sign-up, contact details, phone codes) ------------------------------
+# A verified e-mail address links the account to the resident's profile
+# (citizenhub.portal.accounts, citizenhub.portal.signals); the forms carry our own, translated
+# labels and hints.
+ACCOUNT_ADAPTER = "citizenhub.portal.accounts.ResidentAccountAdapter"
+ACCOUNT_FORMS = {
+    "login": "citizenhub.portal.forms_account.ResidentLoginForm",
+    "signup": "citizenhub.portal.forms_account.ResidentSignupForm",
+    "reset_password": "citizenhub.portal.forms_account.ResidentResetPasswordForm",
+    "reset_password_from_key": "citizenhub.portal.forms_account.ResidentResetPasswordKeyForm",
+    "change_password": "citizenhub.portal.forms_account.ResidentChangePasswordForm",
+    "set_password": "citizenhub.portal.forms_account.ResidentSetPasswordForm",
+    "add_email": "citizenhub.portal.forms_account.ResidentAddEmailForm",
+}
+# Changing the e-mail address replaces it (one login address), once the new one is verified.
+ACCOUNT_CHANGE_EMAIL = True
+ACCOUNT_EMAIL_SUBJECT_PREFIX = f"[{COUNCIL_NAME}] "
+ACCOUNT_LOGOUT_REDIRECT_URL = "/"
+# Stated, not left to allauth's defaults, so a reviewer sees them (and a test reads them back).
+# They count in Django's cache: Redis whenever REDIS_URL is set, shared by every web worker.
+ACCOUNT_RATE_LIMITS = {
+    # Wrong passwords: 10 a minute from one address, 5 per account in 5 minutes.
+    "login_failed": "10/m/ip,5/300s/key",
+    "login": "30/m/ip",
+    "signup": "20/m/ip",
+    # Reset e-mails: 20 a minute from one address, 5 a minute to one mailbox.
+    "reset_password": "20/m/ip,5/m/key",
+    "reset_password_from_key": "20/m/ip",
+    # Confirmation e-mails to one address: one every 3 minutes.
+    "confirm_email": "1/180s/key",
+    "change_password": "5/m/user",
+    "manage_email": "10/m/user",
+    "reauthenticate": "10/m/user",
+}
+# Codes sent by text to prove a phone number (citizenhub.services.verification).
+PORTAL_CODE_TTL_SECONDS = env_int("PORTAL_CODE_TTL_SECONDS", 10 * 60, minimum=60)
+PORTAL_CODE_RESEND_SECONDS = env_int("PORTAL_CODE_RESEND_SECONDS", 60, minimum=0)
+PORTAL_CODES_PER_HOUR = env_int("PORTAL_CODES_PER_HOUR", 5, minimum=1)
+PORTAL_CODE_MAX_ATTEMPTS = env_int("PORTAL_CODE_MAX_ATTEMPTS", 5, minimum=1)
 
 # --- Portal: reports and uploads ----------------------------------------------------------
+# Residents' photos with a report: at most this many, each at most this size. Bigger
+# requests should be stopped earlier by the web server's body limit too.
+PORTAL_UPLOAD_MAX_FILES = env_int("PORTAL_UPLOAD_MAX_FILES", 3, minimum=1)
+PORTAL_UPLOAD_MAX_BYTES = env_int("PORTAL_UPLOAD_MAX_BYTES", 10 * 1024 * 1024, minimum=1)
+# A small file can decode to a huge image (a decompression bomb): refuse more pixels than
+# a phone camera takes before decoding, and store photos no larger than this on each side.
+PORTAL_UPLOAD_MAX_PIXELS = env_int("PORTAL_UPLOAD_MAX_PIXELS", 50_000_000, minimum=1)
+PORTAL_IMAGE_MAX_EDGE = env_int("PORTAL_IMAGE_MAX_EDGE", 4096, minimum=1)
+# A form sent without its CSRF token gets a page that says what to do, not Django's own.
+CSRF_FAILURE_VIEW = "citizenhub.portal.views.public.csrf_failure"
 
 # --- Portal: my cases and messages --------------------------------------------------------
+# How long after a case is resolved its resident may reopen it from the portal (calendar
+# days); after that they report the problem again, which starts a new case and clock.
+PORTAL_REOPEN_DAYS = env_int("PORTAL_REOPEN_DAYS", 28, minimum=0)
+# Longest "add information" text a resident may send from the portal or the API.
+PORTAL_CASE_UPDATE_MAX_CHARS = env_int("PORTAL_CASE_UPDATE_MAX_CHARS", 5000, minimum=100)
 
 # --- Portal: my data (export, who viewed, erasure) and consents ---------------------------
+# "Who viewed my record": how many of the latest staff views, exports and changes the page
+# lists (the JSON export has them all).
+MY_DATA_WHO_VIEWED_SHOWN = env_int("MY_DATA_WHO_VIEWED_SHOWN", 200, minimum=1)
+# How long the audit log and the consent ledger are kept after their latest entry: the
+# statement an erasure gives the resident ("kept until ..."). Six years is the limitation
+# period for claims (Limitation Act 1980), the usual basis of council retention schedules.
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 6 * 365)
+CONSENT_LEDGER_RETENTION_DAYS = env_int("CONSENT_LEDGER_RETENTION_DAYS", 6 * 365)

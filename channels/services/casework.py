@@ -7,33 +7,37 @@ the hooks that keep a case and its conversations in step.
   ticket when the customer answers). A resolved or closed case is *not* reopened: the
   thread reappears in the inbox and an officer decides, so that SLA figures are not
   rewritten by a "thank you".
-- Resolving a case sends the resolution to the resident through the case's latest
-  conversation, or starts an e-mail conversation when it has none, or notes in the case
-  history why nothing could be sent.
+- Resolving a case sends the resolution to the resident, in their preferred language,
+  through the case's latest conversation, or starts a conversation on their preferred
+  channel (then e-mail) when it has none, or notes in the case history why nothing could
+  be sent.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
+from django.utils import translation
+from django.utils.translation import gettext
 
-from channels.models import Channel, InboundMessage, Thread
+from channels.models import Channel, InboundMessage, OutboundMessage, Thread
 from channels.services.outbound import start_conversation, thread_reply
 from channels.services.routing import RoutingDecision
 from citizenhub.errors import ApplicationError
-from citizenhub.models import CaseEvent, Citizen, Service, ServiceCase
+from citizenhub.models import CaseEvent, ChannelKind, Citizen, Service, ServiceCase
 from citizenhub.services.audit import audit_record
 from citizenhub.services.cases import (
     DESCRIPTION_LIMIT,
     TITLE_LIMIT,
     case_add_note,
     case_record_message,
-    case_transition,
+    case_resident_update,
     open_case,
 )
 from citizenhub.services.identity import follow_merges
@@ -42,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 Actor = AbstractBaseUser | AnonymousUser | None
 EMAIL_KINDS = (Channel.Kind.EMAIL_SMTP, Channel.Kind.EMAIL_IMAP, Channel.Kind.EMAIL_WEBHOOK)
+SMS_KINDS = (Channel.Kind.SMS_NOTIFY, Channel.Kind.SMS_TWILIO)
 INBOX_LABEL = "inbox"
 
 
@@ -318,45 +323,53 @@ def _auto_open_cases(to_open: dict[int, tuple[InboundMessage, RoutingDecision]])
 
 
 def _record_resident_updates(messages: list[InboundMessage]) -> None:
-    moved: set[int] = set()
     for message in messages:
         case = message.thread.case
         try:
             with transaction.atomic():
-                case_record_message(
+                case_resident_update(
                     case=case,
-                    kind=CaseEvent.Kind.RESIDENT_UPDATE,
                     text=message_text(message) or message.subject or "(empty message)",
                     data={"thread": message.thread_id, "message": message.pk},
                     actor=None,
-                    actor_label="resident",
                     at=message.received_at,
                 )
-                if case.status == ServiceCase.Status.WAITING and case.pk not in moved:
-                    case_transition(
-                        case=case,
-                        to_status=ServiceCase.Status.IN_PROGRESS,
-                        expected_version=None,
-                        actor=None,
-                        actor_label="resident",
-                        reason="The resident replied.",
-                        at=message.received_at,
-                    )
-                    moved.add(case.pk)
         except Exception:
             logger.exception("could not record message %s on case %s", message.pk, case.reference)
 
 
 def resolution_text(case: ServiceCase) -> str:
-    return (
-        f"Your request {case.reference} ({case.service.name}) has been resolved.\n\n"
-        f"{case.resolution.strip()}\n\n"
-        "If there is anything more we can do, reply to this message."
-    )
+    """The message that tells the resident their case is resolved, in their language."""
+    with translation.override(_language_of(case.citizen)):
+        return gettext(
+            "Your request %(reference)s (%(service)s) has been resolved.\n\n"
+            "%(resolution)s\n\n"
+            "If there is anything more we can do, reply to this message."
+        ) % {
+            "reference": case.reference,
+            "service": case.service.name,
+            "resolution": case.resolution.strip(),
+        }
+
+
+def resolution_subject(case: ServiceCase) -> str:
+    with translation.override(_language_of(case.citizen)):
+        return gettext("Your request %(reference)s has been resolved") % {
+            "reference": case.reference
+        }
+
+
+def _language_of(citizen: Citizen | None) -> str:
+    language = getattr(citizen, "preferred_language", "") or ""
+    return language if language in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
 
 
 def first_email_channel() -> Channel | None:
     return Channel.objects.filter(enabled=True, kind__in=EMAIL_KINDS).order_by("pk").first()
+
+
+def first_sms_channel() -> Channel | None:
+    return Channel.objects.filter(enabled=True, kind__in=SMS_KINDS).order_by("pk").first()
 
 
 def on_case_status_changed(
@@ -369,37 +382,22 @@ def on_case_status_changed(
 ) -> None:
     """Send a resolved case's resolution to the resident and record it in the history.
 
-    Runs inside the resolving transaction, so the queued message (an outbox row) commits
-    with the resolution or not at all; the task sends it after commit. A refusal (no
-    address, channel cannot send) never undoes the resolution: it becomes a staff note.
+    Where the case has a conversation, the answer goes there (the resident wrote that way).
+    Otherwise (reported on the portal, at the desk, by phone) a conversation is started on
+    the resident's preferred channel, then on e-mail. Runs inside the resolving
+    transaction, so the queued message (an outbox row) commits with the resolution or not
+    at all; the task sends it after commit. When nothing can be sent (no address, no
+    channel) the resolution still stands and a staff note says why.
     """
     if to_status != ServiceCase.Status.RESOLVED or not case.resolution.strip():
         return
-    body = resolution_text(case)
     user = actor if getattr(actor, "is_authenticated", False) else None
-    thread = (
-        Thread.objects.filter(case=case)
-        .select_related("channel", "citizen")
-        .order_by("-last_message_at", "-pk")
-        .first()
-    )
-    problem = ""
-    outbound = None
-    try:
-        with transaction.atomic():
-            if thread is not None:
-                outbound = thread_reply(thread=thread, body=body, by=user)
-            else:
-                outbound, problem = _email_resolution(case, body, user)
-    except ApplicationError as exc:
-        problem, outbound = exc.message, None
-    except ValidationError as exc:
-        problem, outbound = "; ".join(exc.messages), None
+    outbound, problem = _send_resolution(case, user)
     if outbound is not None:
         case_record_message(
             case=case,
             kind=CaseEvent.Kind.REPLY,
-            text=body,
+            text=outbound.body_text,
             data={
                 "thread": outbound.thread_id,
                 "outbound": outbound.pk,
@@ -417,30 +415,72 @@ def on_case_status_changed(
     )
 
 
-def _email_resolution(case: ServiceCase, body: str, user: AbstractBaseUser | None):
-    """(outbound, "") when an e-mail conversation was started, else (None, why not)."""
+def _attempt(send: Callable[[], OutboundMessage]) -> tuple[OutboundMessage | None, str]:
+    """Run one way of sending in a savepoint: (outbound, "") or (None, why it was refused)."""
+    try:
+        with transaction.atomic():
+            return send(), ""
+    except ApplicationError as exc:
+        return None, exc.message
+    except ValidationError as exc:
+        return None, "; ".join(exc.messages)
+
+
+def _send_resolution(
+    case: ServiceCase, user: AbstractBaseUser | None
+) -> tuple[OutboundMessage | None, str]:
+    body = resolution_text(case)
+    problems: list[str] = []
+    thread = (
+        Thread.objects.filter(case=case)
+        .select_related("channel", "citizen")
+        .order_by("-last_message_at", "-pk")
+        .first()
+    )
+    if thread is not None:
+        outbound, problem = _attempt(lambda: thread_reply(thread=thread, body=body, by=user))
+        if outbound is not None:
+            return outbound, ""
+        problems.append(f"on conversation {thread.reference}: {problem}")
+    else:
+        problems.append("no conversation is linked to the case;")
     citizen: Citizen | None = case.citizen
     if citizen is None:
-        return None, "the case is anonymous and no conversation is linked to it."
-    channel = first_email_channel()
-    if channel is None:
-        return None, "no conversation is linked to the case and no e-mail channel is enabled."
-    if not citizen.contact_points.filter(
-        kind="email", removed_at__isnull=True, undeliverable_at__isnull=True
-    ).exists():
-        return None, (
-            "no conversation is linked to the case and the resident has no deliverable "
-            "e-mail address."
+        problems.append("the case is anonymous, so there is nobody else to write to.")
+        return None, " ".join(problems)
+    channels = _channels_for(citizen)
+    if not any(channel.kind in EMAIL_KINDS for channel in channels):
+        problems.append("no e-mail channel is enabled.")
+    subject = resolution_subject(case)
+    for channel in channels:
+        outbound, problem = _attempt(
+            lambda channel=channel: start_conversation(
+                citizen=citizen,
+                channel=channel,
+                subject=subject,
+                body=body,
+                by=user,
+                case=case,
+                team=case.team,
+                service_code=case.service.code,
+                department=case.service.department,
+            )
         )
-    outbound = start_conversation(
-        citizen=citizen,
-        channel=channel,
-        subject=f"Your request {case.reference} has been resolved",
-        body=body,
-        by=user,
-        case=case,
-        team=case.team,
-        service_code=case.service.code,
-        department=case.service.department,
-    )
-    return outbound, ""
+        if outbound is not None:
+            return outbound, ""
+        problems.append(f"on {channel.name}: {problem}")
+    return None, " ".join(problems)
+
+
+def _channels_for(citizen: Citizen) -> list[Channel]:
+    """Where to start a conversation with the resident, in order: their preferred channel
+    (a text message if they chose one and an SMS channel is enabled), then e-mail."""
+    channels = []
+    if citizen.preferred_channel == ChannelKind.SMS:
+        sms = first_sms_channel()
+        if sms is not None:
+            channels.append(sms)
+    email = first_email_channel()
+    if email is not None:
+        channels.append(email)
+    return channels

@@ -28,6 +28,10 @@ MAX_REFERENCES = 20
 BODY_LIMIT = 50_000
 
 
+# The channels the council can write first on, and the contact point kind each sends to.
+_STARTABLE = {ChannelKind.EMAIL: ContactPoint.Kind.EMAIL, ChannelKind.SMS: ContactPoint.Kind.PHONE}
+
+
 def _enqueue_send(outbound_id: int) -> None:
     from channels.tasks import send_outbound_message
 
@@ -44,14 +48,33 @@ def _reply_subject(thread: Thread) -> str:
 
 
 def _recipient(thread: Thread, last_inbound: InboundMessage | None) -> str:
-    """Reply to the address the resident last wrote from, if we can still deliver there."""
+    """Reply to the address the resident last wrote from, if we can still deliver there.
+
+    On a conversation the council started (no message in yet) that is the address it was
+    started with; failing both, the resident's best address of the kind this channel sends
+    to (a text message never goes to an e-mail address).
+    """
     if last_inbound and last_inbound.contact_point_id:
         point = ContactPoint.objects.filter(
             pk=last_inbound.contact_point_id, removed_at__isnull=True
         ).first()
         if point and not point.undeliverable_at:
             return point.normalised
-    kind = last_inbound.sender_kind if last_inbound else ContactPoint.Kind.EMAIL
+    channel_kind = _STARTABLE.get(thread.channel.timeline_channel, ContactPoint.Kind.EMAIL)
+    if last_inbound is None:
+        participant = (
+            ContactPoint.objects.filter(
+                threadparticipant__thread=thread,
+                kind=channel_kind,
+                removed_at__isnull=True,
+                undeliverable_at__isnull=True,
+            )
+            .order_by("-pk")
+            .first()
+        )
+        if participant is not None:
+            return participant.normalised
+    kind = last_inbound.sender_kind if last_inbound else channel_kind
     point = (
         thread.citizen.contact_points.filter(
             kind=kind, removed_at__isnull=True, undeliverable_at__isnull=True
@@ -127,7 +150,6 @@ def thread_reply(
 
 # Channels a conversation can be started on, and the kind of address each sends to.
 # Social channels are left out: they can only answer people who wrote to us first.
-_STARTABLE = {ChannelKind.EMAIL: ContactPoint.Kind.EMAIL, ChannelKind.SMS: ContactPoint.Kind.PHONE}
 
 
 def start_conversation(

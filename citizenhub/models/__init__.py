@@ -9,7 +9,6 @@ from citizenhub.models.cases import (
     Team,
 )
 from citizenhub.models.duplicates import DuplicateCandidate
-from citizenhub.models.portal import CaseAttachment, ContactVerification
 from citizenhub.models.people import (
     Address,
     AuditEvent,
@@ -20,6 +19,7 @@ from citizenhub.models.people import (
     Language,
     TimelineEntry,
 )
+from citizenhub.models.portal import CaseAttachment, ContactVerification
 
 __all__ = [
     "Address",

@@ -8,7 +8,6 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
 
 from citizenhub.models.cases import ServiceCase
 from citizenhub.models.people import Citizen, ContactPoint
@@ -71,6 +70,3 @@ class ContactVerification(models.Model):
     @property
     def is_usable(self) -> bool:
         return self.used_at is None and timezone.now() < self.expires_at
-
-
-

@@ -1,3 +1,10 @@
-"""Portal routes: report (filled in by its owner)."""
+"""Portal routes: report a problem, and its confirmation."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from citizenhub.portal.views import report
+
+urlpatterns = [
+    path("", report.report, name="report"),
+    path("done/", report.report_done, name="report-done"),
+]

@@ -30,6 +30,7 @@ from citizenhub.models import (
     Team,
     TimelineEntry,
 )
+from citizenhub.services.attachments import delete_stored_files
 from citizenhub.services.audit import actor_label_for, audit_record
 from citizenhub.services.identity import follow_merges
 from citizenhub.services.timeline import record_timeline_entry
@@ -529,6 +530,111 @@ def case_record_message(
         )
 
 
+RESIDENT_LABEL = "resident"
+
+
+def case_resident_update(
+    *,
+    case: ServiceCase,
+    text: str,
+    data: dict[str, Any] | None = None,
+    actor: Actor = None,
+    actor_label: str = RESIDENT_LABEL,
+    at: datetime.datetime | None = None,
+    on_timeline: bool = False,
+) -> CaseEvent:
+    """What a resident adds to their case, whichever way it came (a message on a linked
+    conversation, the portal, the API): recorded in the history, visible to them, and a
+    case waiting on the resident goes back to "in progress" (its clock restarts).
+
+    A resolved or closed case is not reopened by it: reopening is the resident's explicit
+    choice (case_resident_reopen) or an officer's, so SLA figures are not rewritten by a
+    "thank you". `on_timeline` adds a timeline entry, for routes where nothing else
+    recorded the resident's words (a channel's message already has its own entry).
+    """
+    text = (text or "").strip()[:NOTE_LIMIT]
+    if not text:
+        raise ValidationError({"text": "Write what you want to add."})
+    at = at or timezone.now()
+    with transaction.atomic():
+        case_row = _locked(case, None)
+        event = _add_event(
+            case_row,
+            kind=CaseEvent.Kind.RESIDENT_UPDATE,
+            actor=actor,
+            actor_label=actor_label,
+            text=text,
+            data=data,
+            visibility=CaseEvent.Visibility.RESIDENT,
+            at=at,
+        )
+        if on_timeline:
+            _timeline(case_row, event, f"Information added to case {case_row.reference}")
+        # The status is read under the row lock, so several updates in one batch move the
+        # case once.
+        if case_row.status == Status.WAITING:
+            case_transition(
+                case=case_row,
+                to_status=Status.IN_PROGRESS,
+                expected_version=None,
+                actor=actor,
+                actor_label=actor_label,
+                reason="The resident replied.",
+                at=at,
+            )
+    return event
+
+
+def resident_can_reopen(
+    case: ServiceCase, *, reopen_days: int, at: datetime.datetime | None = None
+) -> bool:
+    """Whether the resident may still reopen the case themselves: it was resolved (and
+    perhaps closed since) at most `reopen_days` calendar days ago. A case closed without
+    ever being resolved (withdrawn, a duplicate) is not theirs to reopen."""
+    if case.anonymised_at is not None or case.resolved_at is None:
+        return False
+    if case.status not in (Status.RESOLVED, Status.CLOSED):
+        return False
+    today = timezone.localtime(at or timezone.now()).date()
+    return (today - timezone.localtime(case.resolved_at).date()).days <= reopen_days
+
+
+def case_resident_reopen(
+    *,
+    case: ServiceCase,
+    reason: str,
+    reopen_days: int,
+    actor: Actor = None,
+    actor_label: str = RESIDENT_LABEL,
+    at: datetime.datetime | None = None,
+) -> ServiceCase:
+    """The resident says the problem is not fixed: the case goes back to "open" with their
+    reason in the history, if it was resolved at most `reopen_days` days ago. After that it
+    is refused (code "reopen_too_late"): they report the problem again, as a new case with
+    a new clock."""
+    reason = _clean_text(reason, "reason", NOTE_LIMIT, required=True)
+    at = at or timezone.now()
+    with transaction.atomic():
+        case_row = _locked(case, None)
+        if case_row.status not in (Status.RESOLVED, Status.CLOSED):
+            raise ApplicationError(f"Case {case_row.reference} is still open.", code="not_resolved")
+        if not resident_can_reopen(case_row, reopen_days=reopen_days, at=at):
+            raise ApplicationError(
+                f"Case {case_row.reference} was resolved more than {reopen_days} days ago "
+                "and can no longer be reopened; report the problem again.",
+                code="reopen_too_late",
+            )
+        return case_transition(
+            case=case_row,
+            to_status=Status.OPEN,
+            expected_version=None,
+            actor=actor,
+            actor_label=actor_label,
+            reason=reason,
+            at=at,
+        )
+
+
 def case_set_legal_hold(
     *, case: ServiceCase, hold: bool, reason: str, actor: Actor = None, actor_label: str = "system"
 ) -> ServiceCase:
@@ -622,6 +728,10 @@ def anonymise_case(*, case: ServiceCase, at: datetime.datetime | None = None) ->
             ],
         )
         case_row.events.update(text="", data={})
+        # Photos show the place and often the person: they go with the description.
+        attachments = list(case_row.attachments.all())
+        case_row.attachments.all().delete()
+        transaction.on_commit(lambda: delete_stored_files(attachments))
         TimelineEntry.objects.filter(
             source_type__app_label="citizenhub",
             source_type__model="caseevent",
@@ -641,7 +751,11 @@ def anonymise_case(*, case: ServiceCase, at: datetime.datetime | None = None) ->
             actor_label="retention",
             citizen=citizen,
             reason="Retention period ended",
-            details={"service": case_row.service.code, "closed_at": case_row.closed_at.isoformat()},
+            details={
+                "service": case_row.service.code,
+                "closed_at": case_row.closed_at.isoformat(),
+                "attachments_deleted": len(attachments),
+            },
         )
     return case_row
 

@@ -10,9 +10,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from citizenhub.errors import ApplicationError
-from citizenhub.models import AuditEvent, Citizen, ContactPoint, Language
+from citizenhub.models import AuditEvent, ChannelKind, Citizen, ContactPoint, Language
 from citizenhub.normalise import NormalisedIdentity, normalise_identity
 from citizenhub.services.audit import audit_record
 from citizenhub.services.identity import live_contact_point
@@ -236,5 +237,56 @@ def citizen_set_preferred_language(
         target=citizen,
         actor=actor,
         details={"preferred_language": [before, language]},
+    )
+    return citizen
+
+
+# How the council may write first to a resident about their requests, and the contact point
+# kind each way needs (confirmed, for a text message: a wrong number texts a stranger).
+PREFERRED_CHANNEL_NEEDS = {
+    ChannelKind.EMAIL: ContactPoint.Kind.EMAIL,
+    ChannelKind.SMS: ContactPoint.Kind.PHONE,
+}
+
+
+def citizen_set_preferred_channel(
+    *, citizen: Citizen, channel: str, actor: AbstractBaseUser | None = None
+) -> Citizen:
+    """Save how the resident wants to hear about their requests (e-mail or text message).
+
+    A text message needs a confirmed mobile number on the profile; an e-mail needs an
+    address we can deliver to.
+    """
+    kind = PREFERRED_CHANNEL_NEEDS.get(channel)
+    if kind is None:
+        raise ValidationError({"preferred_channel": _("Choose email or text message.")})
+    points = citizen.contact_points.filter(
+        kind=kind, removed_at__isnull=True, undeliverable_at__isnull=True
+    )
+    if kind == ContactPoint.Kind.PHONE:
+        points = points.filter(
+            verification_level__in=(
+                ContactPoint.VerificationLevel.CONFIRMED,
+                ContactPoint.VerificationLevel.STAFF_CHECKED,
+            )
+        )
+    if not points.exists():
+        raise ValidationError(
+            {
+                "preferred_channel": _("Add and confirm a mobile phone number first.")
+                if kind == ContactPoint.Kind.PHONE
+                else _("Add an email address we can deliver to first.")
+            }
+        )
+    if citizen.preferred_channel == channel:
+        return citizen
+    before = citizen.preferred_channel
+    citizen.preferred_channel = channel
+    citizen.save(update_fields=["preferred_channel", "updated_at"])
+    audit_record(
+        action=AuditEvent.Action.UPDATE,
+        target=citizen,
+        actor=actor,
+        details={"preferred_channel": [before, channel]},
     )
     return citizen

@@ -12,6 +12,7 @@ app_name = "staff"
 urlpatterns: list = [
     path("", home.home, name="home"),
     path("cases/", include("citizenhub.staff.urls_cases")),
+    path("cases/<str:reference>/erasure/", include("citizenhub.staff.views.erasure")),
     path("citizens/", include("citizenhub.staff.urls_citizens")),
     path("search/", include("citizenhub.staff.urls_search")),
     path("duplicates/", include("citizenhub.staff.urls_duplicates")),

@@ -1,6 +1,8 @@
 """The case services: references, deadlines, the workflow, clock stops, locking, retention."""
 
 import datetime
+import io
+import os
 import threading
 import zoneinfo
 from io import StringIO
@@ -557,6 +559,35 @@ class TestRetention:
         )
         assert not any("Carer" in s or "Assessment" in s for s in summaries)
 
+    def test_anonymising_deletes_the_photos_and_their_files(
+        self, django_capture_on_commit_callbacks
+    ):
+        from django.core.files.uploadedfile import SimpleUploadedFile
+        from PIL import Image
+
+        from citizenhub.services.attachments import attach_file
+
+        service = ServiceFactory(retention_days=1)
+        case = self._closed(service, at(2026, 1, 1))
+        buffer = io.BytesIO()
+        Image.new("RGB", (8, 8), (10, 120, 10)).save(buffer, format="PNG")
+        photo = attach_file(
+            case=case,
+            uploaded_file=SimpleUploadedFile("p.png", buffer.getvalue(), content_type="image/png"),
+            citizen=case.citizen,
+            user=None,
+        )
+        path = photo.file.path
+        assert os.path.exists(path)
+
+        with django_capture_on_commit_callbacks(execute=True):
+            anonymise_expired_cases(now=at(2026, 6, 1))
+
+        assert not case.attachments.exists()
+        assert not os.path.exists(path)
+        erase = AuditEvent.objects.get(action=AuditEvent.Action.ERASE, target_id=str(case.pk))
+        assert erase.details["attachments_deleted"] == 1
+
     def test_anonymised_cases_cannot_be_changed(self):
         service = ServiceFactory(retention_days=1)
         case = self._closed(service, at(2026, 1, 1))
@@ -626,12 +657,12 @@ class TestBeatTasksAndCommand:
         out = StringIO()
         call_command("load_service_catalogue", stdout=out)
         assert "Teams: 10 created, 0 already there" in out.getvalue()
-        assert "Services: 13 created, 0 refreshed" in out.getvalue()
-        assert Team.objects.count() == 10 and Service.objects.count() == 13
+        assert "Services: 14 created, 0 refreshed" in out.getvalue()
+        assert Team.objects.count() == 10 and Service.objects.count() == 14
         again = StringIO()
         call_command("load_service_catalogue", stdout=again)
         assert "Teams: 0 created, 10 already there" in again.getvalue()
-        assert "Services: 0 created, 13 refreshed" in again.getvalue()
+        assert "Services: 0 created, 14 refreshed" in again.getvalue()
         assert Service.objects.filter(is_sensitive=True).exists()
 
 

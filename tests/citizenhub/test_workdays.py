@@ -134,3 +134,20 @@ def test_a_council_can_load_govuk_s_own_file(settings, tmp_path):
     settings.BANK_HOLIDAYS_FILE = str(path)
     assert not workdays.is_working_day(D(2026, 11, 27))
     assert workdays.is_working_day(D(2026, 12, 25))  # not in that file
+
+
+@pytest.mark.parametrize(
+    ("received", "due"),
+    [
+        (D(2026, 3, 31), D(2026, 4, 30)),  # no 31 April: the last day of April (a Thursday)
+        (D(2028, 1, 31), D(2028, 2, 29)),  # a leap year: 29 February, a Tuesday
+        (D(2027, 1, 29), D(2027, 3, 1)),  # 29 Feb 2027 does not exist: 28th, a Sunday
+        (D(2026, 12, 31), D(2027, 2, 1)),  # across the year: 31 Jan 2027 is a Sunday
+        (D(2026, 12, 25), D(2027, 1, 25)),  # received on a bank holiday: counted from that day
+        (D(2026, 4, 4), D(2026, 5, 5)),  # 4 May 2026 is the early May bank holiday
+    ],
+)
+def test_subject_access_month_edge_cases(received, due):
+    assert (
+        workdays.due_date(received=received, clock_type=ClockType.SUBJECT_ACCESS, sla_days=0) == due
+    )

@@ -1,0 +1,1 @@
+"""Tests of the engagement app: the consent ledger and the preference centre."""
