@@ -135,13 +135,24 @@ def record_accesses(citizen: Citizen, *, limit: int | None = None) -> list[Recor
     )
     if not events:
         return []
+    recorded_team_ids = {
+        team_id
+        for event in events
+        for team_id in (event["details"] or {}).get("team_ids") or ()
+        if isinstance(team_id, int)
+    }
     teams_by_user: dict[int, list[str]] = {}
-    for user_id, name in (
-        Team.objects.filter(members__in={event["actor_id"] for event in events})
+    team_names: dict[int, str] = {}
+    for team_id, user_id, name in (
+        Team.objects.filter(
+            Q(members__in={event["actor_id"] for event in events}) | Q(pk__in=recorded_team_ids)
+        )
         .order_by("name")
-        .values_list("members", "name")
+        .values_list("pk", "members", "name")
     ):
-        teams_by_user.setdefault(user_id, []).append(name)
+        team_names[team_id] = name
+        if user_id is not None:
+            teams_by_user.setdefault(user_id, []).append(name)
     case_type_id = ContentType.objects.get_for_model(ServiceCase).pk
     case_ids = {event["target_id"] for event in events if event["target_type_id"] == case_type_id}
     references = {}
@@ -156,15 +167,13 @@ def record_accesses(citizen: Citizen, *, limit: int | None = None) -> list[Recor
     staff_label = _("Council staff")
     accesses = []
     for event in events:
-        # Teams as they were when the officer looked, where the page recorded them; the
-        # officer's teams now otherwise.
-        recorded = (event["details"] or {}).get("teams")
-        teams = recorded if isinstance(recorded, list) and recorded else None
-        teams = (
-            tuple(str(t) for t in teams)
-            if teams
-            else tuple(teams_by_user.get(event["actor_id"], ()))
-        )
+        # Teams as they were when the officer looked (audit_record keeps their ids); the
+        # officer's teams now for events older than that.
+        recorded = (event["details"] or {}).get("team_ids")
+        if isinstance(recorded, list):
+            teams = tuple(sorted(team_names[i] for i in recorded if i in team_names))
+        else:
+            teams = tuple(teams_by_user.get(event["actor_id"], ()))
         is_case = event["target_type_id"] == case_type_id
         reason = event["reason"] if event["reason"] not in _DEFAULT_REASONS else ""
         accesses.append(

@@ -148,3 +148,14 @@ def other_resident(db):
 def resident_client(client, resident):
     client.force_login(resident)
     return client
+
+
+@pytest.fixture(autouse=True)
+def english_to_start_with():
+    # Django keeps the language a request activated on the thread; services called directly
+    # by the next test would speak Welsh after a Welsh page. Every test starts in English.
+    from django.utils import translation
+
+    translation.activate("en-gb")
+    yield
+    translation.deactivate()

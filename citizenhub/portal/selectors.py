@@ -158,6 +158,10 @@ def history_line(event: CaseEvent, user: Any) -> HistoryLine:
             title, text = gettext("You reopened the case"), event.text
         else:
             title = gettext("Status changed to “%(status)s”") % {"status": label}
+    elif event.kind == CaseEvent.Kind.DETAILS:
+        # Only what was written for the resident is resident-visible (e.g. what an erasure
+        # request erased and kept); officers' edits of the details are staff-only.
+        title, text = gettext("Case updated"), event.text
     else:
         title = gettext("Case updated")
     return HistoryLine(event.created_at, title, text, by_resident)

@@ -31,6 +31,13 @@ def audit_record(
     user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
     if citizen is None and isinstance(target, Citizen):
         citizen = target
+    details = dict(details or {})
+    if user is not None and user.is_staff:
+        # The officer's teams as they are now: "who viewed my record" names teams, and
+        # people move between teams after the fact.
+        from citizenhub.case_selectors import user_team_ids
+
+        details.setdefault("team_ids", sorted(user_team_ids(user)))
     return AuditEvent.objects.create(
         actor=user,
         actor_label=actor_label_for(actor, actor_label),
@@ -39,5 +46,5 @@ def audit_record(
         target_id=str(target.pk),
         citizen=citizen,
         reason=reason[:500],
-        details=details or {},
+        details=details,
     )

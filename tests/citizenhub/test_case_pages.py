@@ -479,7 +479,7 @@ class TestSensitiveCasePage:
             assert secret not in body
         assert 'name="version"' not in body
         audit = AuditEvent.objects.get(action="view", target_id=str(sensitive.pk))
-        assert audit.actor == caseworker and audit.details == {"content_visible": False}
+        assert audit.actor == caseworker and audit.details["content_visible"] is False
 
     def test_outsider_cannot_change_it(self, officer_client, sensitive):
         for action, data in [

@@ -14,6 +14,8 @@ from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import close_old_connections, connection
+from django.utils import translation
+from django.utils.translation import gettext
 
 from citizenhub.models import AuditEvent, Citizen, ContactPoint, DuplicateCandidate, TimelineEntry
 from citizenhub.normalise import normalise_identity
@@ -55,7 +57,10 @@ def sign_up(client, email: str, **headers):
 def confirm_from_mail(client, message, **headers):
     path = LINK.search(message.body).group(1)
     page = client.get(path, **headers)
-    assert page.status_code == 200 and "Confirm your email address" in page.content.decode()
+    heading = re.search(r"<h1[^>]*>\s*(.*?)\s*</h1>", page.content.decode(), re.S).group(1)
+    assert page.status_code == 200
+    with translation.override(page["Content-Language"]):
+        assert heading == gettext("Confirm your email address")
     return client.post(path, **headers)
 
 

@@ -315,7 +315,7 @@ def test_a_caseworker_gets_the_photo_and_the_view_is_audited(client, caseworker,
     assert response.status_code == 200
     event = AuditEvent.objects.get(action=AuditEvent.Action.VIEW, actor=caseworker)
     assert event.citizen == residents_photo.case.citizen
-    assert event.details == {"case": residents_photo.case.reference}
+    assert event.details["case"] == residents_photo.case.reference
 
 
 @pytest.mark.django_db

@@ -149,6 +149,26 @@ def test_the_case_page_shows_what_was_reported_and_only_the_residents_history(
         assert hidden not in page, hidden
 
 
+def test_details_written_for_the_resident_are_shown_and_officers_edits_are_not(
+    resident_client, case
+):
+    from citizenhub.models import CaseEvent
+    from citizenhub.services.cases import case_update_details
+
+    case_update_details(case=case, expected_version=None, priority=1, uprn="100012345678")
+    CaseEvent.objects.create(
+        case=case,
+        kind=CaseEvent.Kind.DETAILS,
+        text="Erased: your newsletter consent. Kept: this case, until 2033.",
+        visibility=CaseEvent.Visibility.RESIDENT,
+    )
+
+    page = visible_text(resident_client.get(case_url(case)))
+
+    assert "Erased: your newsletter consent. Kept: this case, until 2033." in page
+    assert page.count("Case updated") == 1
+
+
 def test_another_residents_case_is_not_found_like_an_unknown_one(
     resident_client, other_resident, potholes
 ):

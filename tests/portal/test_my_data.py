@@ -224,18 +224,18 @@ class TestWhoViewed:
 
     def test_teams_recorded_at_view_time_win_over_today_s(self, resident):
         officer = StaffUserFactory()
-        AuditEvent.objects.create(
-            actor=officer,
-            actor_label="user:x",
-            action="view",
-            citizen=resident.citizen,
-            target_type_id=__import__("django.contrib.contenttypes.models", fromlist=["x"])
-            .ContentType.objects.get_for_model(resident.citizen)
-            .pk,
-            target_id=str(resident.citizen.pk),
-            details={"teams": ["Housing repairs"]},
+        housing = TeamFactory(slug="housing-x", name="Housing repairs")
+        waste = TeamFactory(slug="waste-x", name="Waste and recycling")
+        housing.members.add(officer)
+        gdpr.audit_record(
+            action="view", target=resident.citizen, actor=officer, citizen=resident.citizen
         )
+        # The officer moves to another team after looking.
+        housing.members.remove(officer)
+        waste.members.add(officer)
+
         [access] = gdpr.record_accesses(resident.citizen)
+
         assert access.teams == ("Housing repairs",)
 
     def test_query_count_is_the_same_for_1_and_30_views(
