@@ -47,16 +47,13 @@ would make every submission after the first a "duplicate".
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import secrets
-import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core import signing
-from django.core.cache import cache
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, QueryDict, UnreadablePostError
@@ -64,7 +61,6 @@ from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.crypto import salted_hmac
 from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
@@ -80,13 +76,12 @@ from channels.models import (
     normalise_origin,
 )
 from channels.services.ingest import store_raw_messages
-from citizenhub.middleware import OUTAGE_ERRORS
 from citizenhub.normalise import normalise_email, normalise_phone, normalise_postcode
+from citizenhub.ratelimit import HourlyLimit, address_hash, client_address
 
 logger = logging.getLogger(__name__)
 
 TOKEN_MAX_AGE_SECONDS = 24 * 60 * 60
-RATE_WINDOW_SECONDS = 60 * 60
 _SIGNER = signing.TimestampSigner(salt="channels.webform.token")
 _FORM_CONTENT_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 _TICKED = frozenset({"yes", "on", "true", "1"})
@@ -130,58 +125,8 @@ def _nonce(webform: WebForm, token: str) -> str:
     return nonce
 
 
-def client_address(request: HttpRequest) -> str:
-    """The resident's address. Behind proxies (a load balancer), CHANNELS_TRUSTED_PROXY_COUNT
-    says how many X-Forwarded-For entries from the right were added by our own proxies;
-    without it every resident would share the proxy's address and one rate limit."""
-    proxies = int(getattr(settings, "CHANNELS_TRUSTED_PROXY_COUNT", 0) or 0)
-    if proxies:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-        if len(hops) >= proxies:
-            return hops[-proxies]
-    return request.META.get("REMOTE_ADDR", "")
-
-
-def address_hash(address: str) -> str:
-    """A salted hash of the address: enough to count, never stored as the address itself.
-    IPv6 counts by /64, the block one subscriber usually holds."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        key = address
-    else:
-        key = str(ipaddress.ip_network(f"{ip}/64", strict=False)) if ip.version == 6 else str(ip)
-    return salted_hmac("channels.webform.address", key).hexdigest()[:32]
-
-
-def _rate_key(webform: WebForm, ip_hash: str) -> tuple[str, int]:
-    now = time.time()
-    window = int(now // RATE_WINDOW_SECONDS)
-    retry_after = RATE_WINDOW_SECONDS - int(now % RATE_WINDOW_SECONDS)
-    return f"channels:webform:rate:{webform.pk}:{ip_hash}:{window}", retry_after
-
-
-def _over_limit(webform: WebForm, ip_hash: str) -> int | None:
-    """Seconds until this address may send again, or None while it is under the limit."""
-    key, retry_after = _rate_key(webform, ip_hash)
-    try:
-        count = cache.get(key, 0)
-    except OUTAGE_ERRORS:
-        logger.warning("web form %s: rate limit cache unavailable; not limiting", webform.slug)
-        return None
-    return retry_after if count >= webform.rate_limit_per_hour else None
-
-
-def _count_submission(webform: WebForm, ip_hash: str) -> None:
-    key, _ = _rate_key(webform, ip_hash)
-    try:
-        cache.add(key, 0, timeout=RATE_WINDOW_SECONDS + 60)
-        cache.incr(key)
-    except ValueError:  # expired between add and incr: a new window has begun
-        cache.set(key, 1, timeout=RATE_WINDOW_SECONDS + 60)
-    except OUTAGE_ERRORS:
-        logger.warning("web form %s: rate limit cache unavailable; not counted", webform.slug)
+def _rate_limit(webform: WebForm) -> HourlyLimit:
+    return HourlyLimit(scope=f"channels:webform:{webform.pk}", per_hour=webform.rate_limit_per_hour)
 
 
 # --- Answers -------------------------------------------------------------------------------
@@ -490,7 +435,7 @@ def public_form(request: HttpRequest, slug: str) -> HttpResponse:
         return _problem(request, webform, *data)
 
     ip_hash = address_hash(client_address(request))
-    retry_after = _over_limit(webform, ip_hash)
+    retry_after = _rate_limit(webform).retry_after(ip_hash)
     if retry_after is not None:
         logger.info("web form %s: rate limit reached for %s", webform.slug, ip_hash)
         minutes = max(1, round(retry_after / 60))
@@ -519,14 +464,14 @@ def public_form(request: HttpRequest, slug: str) -> HttpResponse:
 
     if data.get(WEBFORM_HONEYPOT_FIELD, ""):
         logger.info("web form %s: honeypot filled by %s; not stored", webform.slug, ip_hash)
-        _count_submission(webform, ip_hash)
+        _rate_limit(webform).count(ip_hash)
         return _thank_you(request, webform)
     if any(f.error for f in fields):
         return _form_page(request, webform, fields)
 
     origin = request.META.get("HTTP_ORIGIN", "") if cross_site else ""
     if _store(webform, nonce, _submission(webform, values, ip_hash, origin)):
-        _count_submission(webform, ip_hash)
+        _rate_limit(webform).count(ip_hash)
     elif _stored_answers(webform, nonce) != values:
         # This page was sent before with other answers (back button, edit, send again):
         # the token is spent, but the new answers must not be dropped without a word.

@@ -440,6 +440,9 @@ PORTAL_UPLOAD_MAX_PIXELS = env_int("PORTAL_UPLOAD_MAX_PIXELS", 50_000_000, minim
 PORTAL_IMAGE_MAX_EDGE = env_int("PORTAL_IMAGE_MAX_EDGE", 4096, minimum=1)
 # A form sent without its CSRF token gets a page that says what to do, not Django's own.
 CSRF_FAILURE_VIEW = "citizenhub.portal.views.public.csrf_failure"
+# Reports an hour from one signed-in resident, and from one address without signing in.
+PORTAL_REPORTS_PER_HOUR = env_int("PORTAL_REPORTS_PER_HOUR", 20, minimum=1)
+PORTAL_ANONYMOUS_REPORTS_PER_HOUR = env_int("PORTAL_ANONYMOUS_REPORTS_PER_HOUR", 10, minimum=1)
 
 # --- Portal: my cases and messages --------------------------------------------------------
 # How long after a case is resolved its resident may reopen it from the portal (calendar

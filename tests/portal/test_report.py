@@ -416,3 +416,42 @@ def test_the_confirmation_works_in_welsh_too(resident_client, potholes, settings
     html = resident_client.get("/report/done/").content.decode()
     assert 'lang="cy"' in html
     assert ServiceCase.objects.get().reference in html
+
+
+# --- Rate limits ------------------------------------------------------------------------------
+
+
+def test_anonymous_reports_from_one_address_are_limited_per_hour(client, fly_tipping, settings):
+    settings.PORTAL_ANONYMOUS_REPORTS_PER_HOUR = 2
+    for _ in range(2):
+        assert client.post(report_url(fly_tipping), valid_answers()).status_code == 302
+
+    refused = client.post(report_url(fly_tipping), valid_answers(photos=[upload()]))
+
+    assert refused.status_code == 429
+    assert "You have sent a lot of reports in the last hour" in refused.content.decode()
+    assert ServiceCase.objects.count() == 2
+    assert CaseAttachment.objects.count() == 0
+    # Another address is not held back by this one.
+    other = client.post(report_url(fly_tipping), valid_answers(), REMOTE_ADDR="203.0.113.7")
+    assert other.status_code == 302
+
+
+def test_a_signed_in_residents_reports_are_limited_per_profile(
+    resident_client, potholes, settings
+):
+    settings.PORTAL_REPORTS_PER_HOUR = 1
+    assert resident_client.post(report_url(potholes), valid_answers()).status_code == 302
+
+    refused = resident_client.post(report_url(potholes), valid_answers())
+
+    assert refused.status_code == 429
+    assert ServiceCase.objects.count() == 1
+
+
+def test_invalid_reports_do_not_count_towards_the_limit(client, fly_tipping, settings):
+    settings.PORTAL_ANONYMOUS_REPORTS_PER_HOUR = 1
+    for _ in range(3):
+        client.post(report_url(fly_tipping), valid_answers(postcode="NOT A POSTCODE"))
+
+    assert client.post(report_url(fly_tipping), valid_answers()).status_code == 302

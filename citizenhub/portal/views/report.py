@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_safe
 
 from citizenhub.errors import ApplicationError
@@ -29,6 +31,7 @@ from citizenhub.models import (
 from citizenhub.portal.access import citizen_for_user
 from citizenhub.portal.forms_report import ChooseServiceForm, ReportForm
 from citizenhub.portal.views.public import reportable_services, services_by_group
+from citizenhub.ratelimit import HourlyLimit, address_hash, client_address
 from citizenhub.services.attachments import attach_file, delete_stored_files
 from citizenhub.services.cases import open_case
 from citizenhub.services.identity import resolve_identity
@@ -64,9 +67,24 @@ def report(request: HttpRequest) -> HttpResponse:
         )
 
     anonymous = citizen is None
+    status = 200
     if request.method == "POST":
         form = ReportForm(request.POST, request.FILES, anonymous=anonymous)
-        if form.is_valid():
+        limit, limit_key = _report_limit(request, citizen)
+        retry_after = limit.retry_after(limit_key)
+        if retry_after is not None:
+            # Checked before the form: nothing of a refused report is stored, not even photos.
+            form.full_clean()
+            form.add_error(
+                None,
+                _(
+                    "You have sent a lot of reports in the last hour. Wait %(minutes)s minutes "
+                    "and try again, or phone the council if it is urgent."
+                )
+                % {"minutes": max(1, retry_after // 60)},
+            )
+            status = 429
+        elif form.is_valid():
             try:
                 case = _submit_report(request, service=service, citizen=citizen, form=form)
             except ValidationError as exc:
@@ -75,6 +93,7 @@ def report(request: HttpRequest) -> HttpResponse:
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
             else:
+                limit.count(limit_key)
                 request.session[SESSION_REPORTED] = {
                     "reference": case.reference,
                     "email_updates": anonymous and case.citizen_id is not None,
@@ -92,6 +111,18 @@ def report(request: HttpRequest) -> HttpResponse:
             # A browser cannot refill file inputs: after an error, the photos are chosen again.
             "photos_dropped": request.method == "POST" and bool(request.FILES.getlist("photos")),
         },
+        status=status,
+    )
+
+
+def _report_limit(request: HttpRequest, citizen: Citizen | None) -> tuple[HourlyLimit, str]:
+    """Reports an hour: per profile when signed in, per address when not (a door open to
+    anyone must not let a script fill the council's queues)."""
+    if citizen is not None:
+        return HourlyLimit("portal:reports", settings.PORTAL_REPORTS_PER_HOUR), str(citizen.pk)
+    return (
+        HourlyLimit("portal:anonymous-reports", settings.PORTAL_ANONYMOUS_REPORTS_PER_HOUR),
+        address_hash(client_address(request), salt="portal.report.address"),
     )
 
 
