@@ -27,7 +27,7 @@ DEMO_PORT ?= 8000
 DEMO_SMTP_HOST ?= 127.0.0.1
 DEMO_SMTP_PORT ?= 2525
 
-.PHONY: install demo test lint format bench bench-data clean
+.PHONY: install demo test lint format bench bench-data clean messages
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -72,6 +72,31 @@ bench: install
 # 10,000,000 timeline entries); skips if already built, FORCE=1 rebuilds. See benchmarks/README.md.
 bench-data: install
 	$(BIN)/python benchmarks/scale_data.py $(if $(FORCE),--force)
+
+# The Welsh catalogue (locale/cy/LC_MESSAGES/django.po) holds what residents see; the staff
+# pages stay in English, so their code and templates are left out, except the staff partials
+# the portal includes (error summary, pagination, form field). After `make messages`,
+# translate the new entries, then run it again to compile the .mo (committed, so a machine
+# without gettext still shows Welsh). tests/portal/test_welsh_catalogue.py reads this list.
+MESSAGES_IGNORE := .venv node_modules var test-artifacts staticfiles benchmarks tests \
+    citizenhub.egg-info citizenhub/staff citizenhub/models/duplicates.py \
+    citizenhub/templates/staff/home.html citizenhub/templates/staff/citizens \
+    citizenhub/templates/staff/duplicates citizenhub/templates/staff/erasure \
+    citizenhub/templates/staff/insight citizenhub/templates/staff/search \
+    citizenhub/templates/staff/cases/detail.html citizenhub/templates/staff/cases/new.html \
+    citizenhub/templates/staff/cases/queue.html citizenhub/templates/staff/cases/refused.html \
+    citizenhub/templates/staff/cases/restricted.html \
+    citizenhub/templates/staff/cases/_attachments_panel.html \
+    citizenhub/templates/staff/cases/_deadline.html templates/staff/base.html \
+    templates/staff/forbidden.html channels/staff channels/templates/channels/staff \
+    channels/templates/channels/health.html engagement/staff_panels.py \
+    engagement/templates/engagement/staff
+
+messages:
+	DEBUG=1 $(BIN)/python manage.py makemessages --locale=cy --no-obsolete \
+		--add-location=file $(addprefix --ignore=,$(MESSAGES_IGNORE))
+	DEBUG=1 $(BIN)/python manage.py compilemessages --locale=cy --ignore=.venv \
+		--ignore=node_modules
 
 clean:
 	rm -rf $(VENV) node_modules db.sqlite3 staticfiles .pytest_cache .ruff_cache
