@@ -44,6 +44,7 @@ from citizenhub.models import (
 )
 from citizenhub.models.portal import CaseAttachment
 from citizenhub.portal.registry import export_sections
+from citizenhub.portal.selectors import case_details_shown, withheld_details_text
 from citizenhub.services.audit import audit_record
 from citizenhub.services.cases import open_case
 
@@ -264,14 +265,6 @@ def _addresses(citizen: Citizen) -> list[dict[str, Any]]:
     ]
 
 
-def _case_details_shown(case: ServiceCase, citizen: Citizen) -> bool:
-    """Whether the resident's copy includes the case's title and description: always, except
-    in a sensitive service where staff wrote them (see the module docstring)."""
-    if not case.service.is_sensitive:
-        return True
-    return citizen.user_id is not None and case.created_by_id == citizen.user_id
-
-
 def _cases(citizen: Citizen) -> list[dict[str, Any]]:
     status_labels = {key: str(label) for key, label in ServiceCase.Status.choices}
     kind_labels = {key: str(label) for key, label in CaseEvent.Kind.choices}
@@ -296,8 +289,8 @@ def _cases(citizen: Citizen) -> list[dict[str, Any]]:
     )
     rows = []
     for case in cases:
-        shown = _case_details_shown(case, citizen)
-        withheld = _("Available through a formal subject access request")
+        shown = case_details_shown(case, citizen.user_id)
+        withheld = withheld_details_text()
         rows.append(
             {
                 "reference": case.reference,
@@ -342,13 +335,31 @@ def _cases(citizen: Citizen) -> list[dict[str, Any]]:
 
 def _timeline(citizen: Citizen) -> list[dict[str, Any]]:
     kinds = {key: str(label) for key, label in TimelineEntry.Kind.choices}
+    # A case's timeline lines repeat its title: withheld with it (case_details_shown).
+    withheld = [
+        case.reference
+        for case in ServiceCase.objects.filter(
+            person_q(citizen), service__is_sensitive=True, created_by__isnull=False
+        )
+        .select_related("service")
+        .only("reference", "created_by", "service__is_sensitive")
+        if not case_details_shown(case, citizen.user_id)
+    ]
+
+    def summary(entry: TimelineEntry) -> str:
+        if entry.kind == TimelineEntry.Kind.CASE:
+            for reference in withheld:
+                if reference in entry.summary:
+                    return f"{reference}: {withheld_details_text()}"
+        return entry.summary
+
     return [
         {
             "date": _iso(entry.occurred_at),
             "kind": kinds.get(entry.kind, entry.kind),
             "channel": str(entry.get_channel_display()) if entry.channel else "",
             "department": entry.department,
-            "summary": entry.summary,
+            "summary": summary(entry),
         }
         for entry in TimelineEntry.objects.filter(
             person_q(citizen), visibility=TimelineEntry.Visibility.RESIDENT

@@ -149,7 +149,7 @@ class MyCaseDetailView(ResidentCaseAPIView):
         case.resident_attachments = (
             [] if case.anonymised_at else selectors.resident_case_attachments(case, request.citizen)
         )
-        return Response(MyCaseDetailSerializer(case).data)
+        return Response(MyCaseDetailSerializer(case, context={"request": request}).data)
 
 
 class MyCaseUpdateView(ResidentCaseAPIView):

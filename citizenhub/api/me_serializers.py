@@ -55,9 +55,15 @@ class MyCaseSerializer(MyCaseStatusMixin):
     due_on = serializers.DateField()
     last_update_at = serializers.DateTimeField(allow_null=True)
 
+    def _user_id(self) -> int | None:
+        request = self.context.get("request")
+        return getattr(getattr(request, "user", None), "pk", None)
+
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_title(self, case: ServiceCase) -> str | None:
-        return None if case.anonymised_at else case.title
+        if case.anonymised_at:
+            return None
+        return selectors.resident_case_title(case, self._user_id())
 
 
 class MyHistoryLineSerializer(serializers.Serializer):
@@ -98,7 +104,9 @@ class MyCaseDetailSerializer(MyCaseSerializer):
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_description(self, case: ServiceCase) -> str | None:
-        return self._content(case, "description")
+        if case.anonymised_at:
+            return None
+        return selectors.resident_case_texts(case, self._user_id())[1]
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_location_text(self, case: ServiceCase) -> str | None:

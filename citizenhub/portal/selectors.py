@@ -68,6 +68,8 @@ def resident_cases(citizen: Citizen) -> QuerySet[ServiceCase]:
             "anonymised_at",
             "service__id",
             "service__name",
+            "service__is_sensitive",
+            "created_by",
         )
         .annotate(
             is_past=Case(
@@ -89,6 +91,35 @@ def resident_case(citizen: Citizen, reference: str) -> ServiceCase | None:
         .annotate(last_update_at=_last_update_subquery())
         .first()
     )
+
+
+def case_details_shown(case: ServiceCase, user_id: int | None) -> bool:
+    """Whether the resident sees the case's title and description: always, except in a
+    sensitive service (adult social care, bereavement) where an officer wrote them. Those
+    are often about other people (a neighbour's concern, a relative's situation); the
+    resident gets them through a formal subject access request, which staff redact. A case
+    nobody signed in opened (from the resident's own message, by a routing rule) holds the
+    resident's words."""
+    if not case.service.is_sensitive or case.created_by_id is None:
+        return True
+    return case.created_by_id == user_id
+
+
+def withheld_details_text() -> str:
+    return gettext("Available through a formal subject access request")
+
+
+def resident_case_title(case: ServiceCase, user_id: int | None) -> str:
+    """The title as the resident may read it: a withheld one reads as the service's name."""
+    return case.title if case_details_shown(case, user_id) else case.service.name
+
+
+def resident_case_texts(case: ServiceCase, user_id: int | None) -> tuple[str, str]:
+    """(title, description) as the resident may read them (see case_details_shown): a
+    withheld title reads as the service's name."""
+    if case_details_shown(case, user_id):
+        return case.title, case.description
+    return case.service.name, withheld_details_text()
 
 
 def resident_case_history(case: ServiceCase) -> list[CaseEvent]:

@@ -398,3 +398,32 @@ def test_the_reopen_window_defaults_to_28_days():
 
     assert settings.PORTAL_REOPEN_DAYS == 28
     assert settings.PORTAL_CASE_UPDATE_MAX_CHARS == 5000
+
+
+def test_a_sensitive_case_an_officer_wrote_is_withheld_everywhere_alike(resident_client, resident):
+    """Pages, API and export apply one rule: what an officer wrote in a sensitive service
+    (often about other people) comes through a formal subject access request."""
+    care = ServiceFactory(code="adult-care", name="Adult social care", is_sensitive=True)
+    officer = StaffUserFactory()
+    case = open_case(
+        service=care,
+        title="Concern raised by a neighbour about Rhian's father",
+        description="The neighbour at number 6 says he is not eating.",
+        citizen=resident.citizen,
+        actor=officer,
+    )
+    secrets = ("Concern raised by a neighbour", "neighbour at number 6")
+
+    pages = [
+        visible_text(resident_client.get(case_url(case))),
+        visible_text(resident_client.get("/my/cases/")),
+        resident_client.get(f"/api/v1/me/cases/{case.reference}/").content.decode(),
+        resident_client.get("/api/v1/me/cases/").content.decode(),
+        resident_client.get("/my/data/export.json").content.decode(),
+    ]
+
+    for page in pages:
+        for secret in secrets:
+            assert secret not in page
+    assert "Available through a formal subject access request" in pages[0]
+    assert "Adult social care" in pages[0]

@@ -55,6 +55,8 @@ def _case_url(case: ServiceCase) -> str:
 def case_list(request: HttpRequest) -> HttpResponse:
     paginator = Paginator(selectors.resident_cases(request.citizen), selectors.CASES_PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
+    for case in page.object_list:
+        case.resident_title = selectors.resident_case_title(case, request.user.pk)
     rows = [(case, selectors.resident_status(case.status)) for case in page.object_list]
     return render(
         request,
@@ -86,6 +88,10 @@ def _render_case(
         )
     reopen_days = settings.PORTAL_REOPEN_DAYS
     can_reopen = resident_can_reopen(case, reopen_days=reopen_days)
+    case.resident_title, case.resident_description = selectors.resident_case_texts(
+        case, request.user.pk
+    )
+    case.details_withheld = not selectors.case_details_shown(case, request.user.pk)
     context = {
         "case": case,
         "status": selectors.resident_status(case.status),
