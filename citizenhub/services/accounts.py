@@ -117,6 +117,18 @@ def _new_profile(
     return citizen
 
 
+def _hand_over(owner: Citizen, owner_point: ContactPoint) -> bool:
+    """Whether proving the mailbox is enough to take over the profile that holds it: a
+    provisional profile (made from messages sent from that mailbox, nothing more), or one
+    where the address was already proven (a code or link came back, or staff checked it).
+    A staff-typed, unproven address on a full profile is not: its cases and history could
+    belong to someone else."""
+    return owner.status == Citizen.Status.PROVISIONAL or owner_point.verification_level in (
+        ContactPoint.VerificationLevel.CONFIRMED,
+        ContactPoint.VerificationLevel.STAFF_CHECKED,
+    )
+
+
 def _link_once(user: AbstractBaseUser, email: str, language: str) -> AccountLink:
     existing = Citizen.objects.filter(user=user).first()
     if existing is not None:
@@ -137,16 +149,17 @@ def _link_once(user: AbstractBaseUser, email: str, language: str) -> AccountLink
     owner = Citizen.objects.select_for_update().get(
         pk=follow_merges(Citizen.objects.get(pk=owner_point.citizen_id)).pk
     )
-    if owner.user_id is None and owner.is_live:
+    if owner.user_id is None and owner.is_live and _hand_over(owner, owner_point):
         outcome = "provisional" if owner.status == Citizen.Status.PROVISIONAL else "existing"
         owner.user = user
         owner.status = Citizen.Status.ACTIVE
         owner.save(update_fields=["user", "status", "updated_at"])
         _proven(owner_point)
         return AccountLink(owner, outcome)
-    # The address is on the profile of another account (or of an erased profile). Proving
-    # a mailbox today does not prove being that person: the same resident with a second
-    # account, or a recycled address. Nothing of the other profile is handed over; the new
+    # The address is on the profile of another account (or of an erased profile), or on a
+    # profile that never proved it. Proving a mailbox today does not prove being that
+    # person: the same resident with a second account, a shared family mailbox, a typo by
+    # staff, a recycled address. Nothing of the other profile is handed over; the new
     # account gets its own profile, and staff decide in the duplicates queue.
     citizen = _new_profile(user, language, email_point=None)
     if owner.is_live:

@@ -14,6 +14,7 @@ from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import close_old_connections, connection
+from django.db.models import Q
 from django.utils import translation
 from django.utils.translation import gettext
 
@@ -179,9 +180,9 @@ def test_password_reset_link_lets_the_resident_choose_a_new_password(client, res
 # --- Linking an account to the profile that owns the address ------------------------------
 
 
-def test_an_existing_profile_owning_the_address_is_linked_not_duplicated():
+def test_an_existing_profile_that_proved_the_address_is_linked_not_duplicated():
     citizen = CitizenFactory()
-    point = email_point(citizen, "rhian@example.org", verification_level="asserted")
+    point = email_point(citizen, "rhian@example.org", verification_level="confirmed")
     user = UserFactory(email="rhian@example.org")
 
     link = link_account_to_citizen(user=user, email="Rhian@example.org", language="cy")
@@ -190,8 +191,26 @@ def test_an_existing_profile_owning_the_address_is_linked_not_duplicated():
     citizen.refresh_from_db()
     point.refresh_from_db()
     assert citizen.user == user and citizen.preferred_language == "en"  # theirs is kept
-    assert point.verification_level == "confirmed" and point.verified_at
+    assert point.verification_level == "confirmed"
     assert Citizen.objects.count() == 1
+
+
+@pytest.mark.parametrize("level", ["unverified", "asserted"])
+def test_a_profile_with_an_unproven_address_is_not_handed_over(level):
+    """Staff typed the address (or it was only ever claimed): whoever holds that mailbox now
+    may not be the person whose cases and history the profile holds."""
+    citizen = CitizenFactory(given_name="Mary")
+    email_point(citizen, "mary.x@example.org", verification_level=level)
+    user = UserFactory(email="mary.x@example.org")
+
+    link = link_account_to_citizen(user=user, email="mary.x@example.org")
+
+    assert link.outcome == "separate" and link.citizen != citizen
+    citizen.refresh_from_db()
+    assert citizen.user is None
+    assert DuplicateCandidate.objects.filter(
+        Q(citizen_a=citizen, citizen_b=link.citizen) | Q(citizen_a=link.citizen, citizen_b=citizen)
+    ).exists()
 
 
 def test_a_staff_checked_address_is_not_downgraded():
