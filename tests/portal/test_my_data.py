@@ -15,7 +15,7 @@ from citizenhub.catalogue import load_service_catalogue
 from citizenhub.models import AuditEvent, CaseEvent, Service, ServiceCase, TimelineEntry
 from citizenhub.services.cases import case_add_note, case_transition, open_case
 from engagement.services import record_consent
-from tests.factories import ServiceFactory, StaffUserFactory, TeamFactory
+from tests.factories import StaffUserFactory, TeamFactory
 
 pytestmark = pytest.mark.django_db
 D = datetime.date
@@ -396,8 +396,35 @@ def test_a_merged_profile_s_views_show_on_the_survivor(resident, catalogue):
     assert [a.what for a in gdpr.record_accesses(resident.citizen)] == ["Looked at your record"]
 
 
-def test_services_unused_by_the_import_are_fine(catalogue):
-    assert ServiceFactory  # factories stay importable alongside the catalogue fixture
+def test_every_field_of_the_export_has_a_translated_label(resident, catalogue):
+    """The readable page labels each field of the export in the resident's language; a key
+    without a label would show as code-ish English in a Welsh page."""
+    from channels.models import Channel
+    from channels.services.outbound import start_conversation
+    from citizenhub.portal.views.my_data import FIELD_LABELS
+
+    _everything(resident.citizen, catalogue["missed-bin"])
+    channel = Channel.objects.create(
+        kind="email-smtp", slug="labels", name="Mailbox", address="contact@example.gov.uk"
+    )
+    start_conversation(
+        citizen=resident.citizen, channel=channel, subject="Your bin", body="Hello", by=None
+    )
+    export = gdpr.export_citizen_data(resident.citizen)
+
+    def keys(value):
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                yield key
+                yield from keys(inner)
+        elif isinstance(value, list):
+            for inner in value:
+                yield from keys(inner)
+
+    found = {key for section in export["sections"].values() for key in keys(section["data"])}
+    assert {"conversations", "messages", "direction"} <= found  # the data is rich enough
+    missing = sorted(found - set(FIELD_LABELS))
+    assert missing == [], missing
 
 
 @pytest.mark.parametrize(

@@ -111,6 +111,14 @@ FIELD_LABELS: dict[str, Any] = {
     "wording_version": gettext_lazy("Wording version"),
     "recorded_by": gettext_lazy("Recorded by"),
     "ip_address": gettext_lazy("Internet address"),
+    "conversations": gettext_lazy("Conversations"),
+    "other_messages": gettext_lazy("Other messages"),
+    "messages": gettext_lazy("Messages"),
+    "direction": gettext_lazy("Sent or received"),
+    "subject": gettext_lazy("Subject"),
+    "case_reference": gettext_lazy("Case reference"),
+    "started": gettext_lazy("Started"),
+    "last_message": gettext_lazy("Last message"),
 }
 _ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
