@@ -390,6 +390,9 @@ PHONE_DEFAULT_REGION = env_str("PHONE_DEFAULT_REGION", "GB")
 READINESS_TIMEOUT_SECONDS = 2
 
 # --- Portal: accounts (sign-up, contact details, phone codes) ------------------------------
+# Residents are told by e-mail when their password, e-mail address or second factor changes
+# (templates/account/email/), so a change they did not make does not go unnoticed.
+ACCOUNT_EMAIL_NOTIFICATIONS = True
 # A verified e-mail address links the account to the resident's profile
 # (citizenhub.portal.accounts, citizenhub.portal.signals); the forms carry our own, translated
 # labels and hints.
