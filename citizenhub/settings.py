@@ -296,6 +296,8 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PAGINATION_CLASS": "citizenhub.api.pagination.KeysetPagination",
+    # Residents' own API (/api/v1/me/), per account; staff and integrations are not throttled.
+    "DEFAULT_THROTTLE_RATES": {"resident": env_str("API_RESIDENT_THROTTLE", "600/hour")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "CitizenHub API",
@@ -453,6 +455,8 @@ PORTAL_ANONYMOUS_REPORTS_PER_HOUR = env_int("PORTAL_ANONYMOUS_REPORTS_PER_HOUR",
 PORTAL_REOPEN_DAYS = env_int("PORTAL_REOPEN_DAYS", 28, minimum=0)
 # Longest "add information" text a resident may send from the portal or the API.
 PORTAL_CASE_UPDATE_MAX_CHARS = env_int("PORTAL_CASE_UPDATE_MAX_CHARS", 5000, minimum=100)
+# Information a resident may add to their cases in an hour (portal and /api/v1/me/).
+PORTAL_CASE_UPDATES_PER_HOUR = env_int("PORTAL_CASE_UPDATES_PER_HOUR", 30, minimum=1)
 
 # --- Portal: my data (export, who viewed, erasure) and consents ---------------------------
 # "Who viewed my record": how many of the latest staff views, exports and changes the page

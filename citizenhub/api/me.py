@@ -17,10 +17,12 @@ from drf_spectacular.utils import (
     extend_schema,
 )
 from rest_framework import status
+from rest_framework.exceptions import Throttled
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from citizenhub.api.me_serializers import (
@@ -36,6 +38,7 @@ from citizenhub.models import ServiceCase
 from citizenhub.portal import selectors
 from citizenhub.portal.access import citizen_for_user
 from citizenhub.portal.forms_cases import case_update_refusal
+from citizenhub.portal.limits import case_updates_limit, resident_key
 from citizenhub.services.cases import RESIDENT_LABEL, case_resident_update
 
 TAG = "Resident (me)"
@@ -67,6 +70,8 @@ class MyCasesPagination(KeysetPagination):
 
 class ResidentAPIView(APIView):
     permission_classes = [IsResident]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "resident"
 
 
 class ResidentCaseAPIView(ResidentAPIView):
@@ -110,6 +115,8 @@ class MeView(ResidentAPIView):
 
 class MyCaseListView(ListAPIView):
     permission_classes = [IsResident]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "resident"
     serializer_class = MyCaseSerializer
     pagination_class = MyCasesPagination
     filter_backends: list = []
@@ -184,6 +191,10 @@ class MyCaseUpdateView(ResidentCaseAPIView):
         refusal = case_update_refusal(case)
         if refusal:
             raise ApplicationError(refusal, code="case_closed")
+        limit, key = case_updates_limit(), resident_key(request.citizen)
+        if (retry_after := limit.retry_after(key)) is not None:
+            raise Throttled(wait=retry_after)
+        limit.count(key)
         event = case_resident_update(
             case=case,
             text=serializer.validated_data["text"],

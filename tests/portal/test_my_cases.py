@@ -427,3 +427,23 @@ def test_a_sensitive_case_an_officer_wrote_is_withheld_everywhere_alike(resident
             assert secret not in page
     assert "Available through a formal subject access request" in pages[0]
     assert "Adult social care" in pages[0]
+
+
+def test_adding_information_is_limited_per_hour(resident_client, case, settings):
+    settings.PORTAL_CASE_UPDATES_PER_HOUR = 2
+    url = reverse("portal:my-case-update", args=[case.reference])
+    for number in range(2):
+        assert resident_client.post(url, {"text": f"Update {number}"}).status_code == 302
+
+    refused = resident_client.post(url, {"text": "One too many"})
+
+    assert refused.status_code == 429
+    assert "You have added a lot of information in the last hour" in refused.content.decode()
+    assert case.events.filter(kind="resident_update").count() == 2
+    # The resident API shares the same allowance.
+    api = resident_client.post(
+        f"/api/v1/me/cases/{case.reference}/updates/",
+        {"text": "Via the API"},
+        content_type="application/json",
+    )
+    assert api.status_code == 429

@@ -14,6 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllow
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET
 
 from citizenhub.errors import ApplicationError
@@ -21,6 +22,7 @@ from citizenhub.models import ServiceCase
 from citizenhub.portal import selectors
 from citizenhub.portal.access import resident_required
 from citizenhub.portal.forms_cases import CaseReopenForm, CaseUpdateForm, case_update_refusal
+from citizenhub.portal.limits import case_updates_limit, resident_key
 from citizenhub.services.cases import (
     RESIDENT_LABEL,
     case_resident_reopen,
@@ -126,7 +128,22 @@ def case_add_update(request: HttpRequest, reference: str) -> HttpResponse:
     if refused := _not_allowed(request, "POST"):
         return refused
     form = CaseUpdateForm(request.POST, case=case)
+    limit, key = case_updates_limit(), resident_key(request.citizen)
+    if form.is_valid() and (retry_after := limit.retry_after(key)) is not None:
+        form.add_error(
+            None,
+            ngettext(
+                "You have added a lot of information in the last hour. Wait %(minutes)s minute "
+                "and try again.",
+                "You have added a lot of information in the last hour. Wait %(minutes)s "
+                "minutes and try again.",
+                max(1, retry_after // 60),
+            )
+            % {"minutes": max(1, retry_after // 60)},
+        )
+        return _render_case(request, case, status=429, update_form=form, error_form=form)
     if form.is_valid():
+        limit.count(key)
         try:
             case_resident_update(
                 case=case,
