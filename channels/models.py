@@ -336,6 +336,10 @@ class OutboundMessage(models.Model):
     to_value = models.CharField(max_length=320)
     subject = models.CharField(max_length=300, blank=True)
     body_text = models.TextField()
+    # Bulk e-mail (engagement campaigns): an HTML alternative, and extra headers such as
+    # List-Unsubscribe / List-Unsubscribe-Post (RFC 8058).
+    body_html = models.TextField(blank=True)
+    headers = models.JSONField(default=dict, blank=True)
     message_id = models.CharField(max_length=255, blank=True)
     in_reply_to = models.CharField(max_length=255, blank=True)
     references = models.JSONField(default=list, blank=True)
