@@ -72,13 +72,22 @@ class HourlyLimit:
             return None
         return retry_after if count >= self.per_hour else None
 
-    def count(self, key: str) -> None:
-        """Count one action of `key` (after it happened)."""
-        cache_key, _ = self._key(key)
+    def consume(self, key: str) -> int | None:
+        """Count one attempt now; seconds to wait if that went over the limit, else None.
+        Counting before acting is what holds under concurrency: of many requests at once,
+        only those within the limit get through (check-then-count lets them all pass)."""
+        cache_key, retry_after = self._key(key)
         try:
             cache.add(cache_key, 0, timeout=WINDOW_SECONDS + 60)
-            cache.incr(cache_key)
+            count = cache.incr(cache_key)
         except ValueError:  # expired between add and incr: a new window has begun
             cache.set(cache_key, 1, timeout=WINDOW_SECONDS + 60)
+            count = 1
         except OUTAGE_ERRORS:
-            logger.warning("%s: rate limit cache unavailable; not counted", self.scope)
+            logger.warning("%s: rate limit cache unavailable; not limiting", self.scope)
+            return None
+        return retry_after if count > self.per_hour else None
+
+    def count(self, key: str) -> None:
+        """Count one action of `key` (after it happened)."""
+        self.consume(key)

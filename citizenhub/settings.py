@@ -448,6 +448,10 @@ CSRF_FAILURE_VIEW = "citizenhub.portal.views.public.csrf_failure"
 # Reports an hour from one signed-in resident, and from one address without signing in.
 PORTAL_REPORTS_PER_HOUR = env_int("PORTAL_REPORTS_PER_HOUR", 20, minimum=1)
 PORTAL_ANONYMOUS_REPORTS_PER_HOUR = env_int("PORTAL_ANONYMOUS_REPORTS_PER_HOUR", 10, minimum=1)
+# How long the link e-mailed to an anonymous reporter (to get updates) stays valid.
+PORTAL_REPORT_FOLLOW_LINK_MAX_AGE = env_int(
+    "PORTAL_REPORT_FOLLOW_LINK_MAX_AGE", 7 * 24 * 60 * 60, minimum=3600
+)
 
 # --- Portal: my cases and messages --------------------------------------------------------
 # How long after a case is resolved its resident may reopen it from the portal (calendar

@@ -192,9 +192,8 @@ class MyCaseUpdateView(ResidentCaseAPIView):
         if refusal:
             raise ApplicationError(refusal, code="case_closed")
         limit, key = case_updates_limit(), resident_key(request.citizen)
-        if (retry_after := limit.retry_after(key)) is not None:
+        if (retry_after := limit.consume(key)) is not None:
             raise Throttled(wait=retry_after)
-        limit.count(key)
         event = case_resident_update(
             case=case,
             text=serializer.validated_data["text"],

@@ -169,7 +169,10 @@ class ReportForm(GovukFormMixin, forms.Form):
     photos = PhotosField(label=_("Photos (optional)"))
     email = forms.CharField(
         label=_("Email address (optional)"),
-        help_text=_("We will send you updates about your report. We will not share it."),
+        help_text=_(
+            "We will email you a link: select it to get updates about your report. We will not "
+            "share your email address."
+        ),
         required=False,
         max_length=320,
         widget=forms.EmailInput(attrs={"autocomplete": "email", "spellcheck": "false"}),

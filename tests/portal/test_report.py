@@ -3,13 +3,22 @@ confirmation page, and bad input that must save nothing (no case, no file on dis
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
+from unittest import mock
 from urllib.parse import quote
 
 import pytest
 from django.test import Client
 
-from citizenhub.models import CaseAttachment, Citizen, ContactPoint, ServiceCase
+from citizenhub.models import (
+    CaseAttachment,
+    CaseEvent,
+    Citizen,
+    ContactPoint,
+    ServiceCase,
+    TimelineEntry,
+)
 from citizenhub.services import attachments as attachment_services
 from tests.factories import ServiceFactory, TeamFactory, UserFactory
 from tests.portal.test_attachments import EXE_BYTES, files_under, photo_bytes, upload
@@ -98,6 +107,31 @@ def test_an_unknown_staff_only_or_withdrawn_service_asks_to_choose_again(client,
     assert "Select what you want to report from the list" in html
     assert html.count("<title>Error: ") == 1
     assert "Internal audit" not in html
+
+
+@pytest.mark.parametrize(
+    ("code", "target"),
+    [
+        ("subject-access", "/my/data/requests/subject-access/"),
+        ("erasure-request", "/my/data/requests/erasure/"),
+    ],
+)
+def test_data_requests_go_to_their_own_pages_not_the_report_form(
+    resident_client, code, target, settings
+):
+    ServiceFactory(code=code, name=f"Service {code}", group="Your data", allows_anonymous=True)
+
+    assert code not in resident_client.get("/report/").content.decode()
+    for response in (
+        resident_client.get(f"/report/?service={code}"),
+        resident_client.post(f"/report/?service={code}", valid_answers()),
+    ):
+        assert response.status_code == 302 and response["Location"] == target
+    assert_nothing_saved(settings)
+    # Not signed in: the same page, which asks them to sign in first.
+    anonymous = Client().get(f"/report/?service={code}", follow=True)
+    assert anonymous.redirect_chain[0] == (target, 302)
+    assert "/accounts/login/" in anonymous.redirect_chain[-1][0]
 
 
 def test_choosing_nothing_is_a_clear_error(client, potholes):
@@ -321,7 +355,49 @@ def test_a_service_withdrawn_while_the_form_was_open_is_a_form_error(
         raise ApplicationError("The service “Potholes” is no longer offered.", code="inactive")
 
     monkeypatch.setattr("citizenhub.portal.views.report.open_case", refuse)
-    post_and_expect_error(resident_client, potholes, valid_answers(), "is no longer offered")
+    html = post_and_expect_error(
+        resident_client, potholes, valid_answers(), "“Potholes” is no longer offered online"
+    )
+    assert "The service “Potholes” is no longer offered." not in html  # the service's words
+    assert_nothing_saved(settings)
+
+
+def test_the_case_services_field_errors_are_shown_in_our_words(
+    resident_client, potholes, settings, monkeypatch
+):
+    from django.core.exceptions import ValidationError
+
+    def refuse(**kwargs):
+        raise ValidationError({"description": "Must be at most 20,000 characters (it has 20,001)."})
+
+    monkeypatch.setattr("citizenhub.portal.views.report.open_case", refuse)
+    html = post_and_expect_error(
+        resident_client,
+        potholes,
+        valid_answers(),
+        "The description must be 20000 characters or fewer",
+    )
+    assert "Must be at most" not in html
+    assert 'href="#id_description"' in html
+    assert_nothing_saved(settings)
+
+
+def test_the_case_services_other_errors_are_a_general_message_in_our_words(
+    resident_client, potholes, settings, monkeypatch
+):
+    from django.core.exceptions import ValidationError
+
+    def refuse(**kwargs):
+        raise ValidationError({"priority": "7 is not a priority."})
+
+    monkeypatch.setattr("citizenhub.portal.views.report.open_case", refuse)
+    html = post_and_expect_error(
+        resident_client,
+        potholes,
+        valid_answers(),
+        "We could not send your report. Check your answers and try again.",
+    )
+    assert "is not a priority" not in html
     assert_nothing_saved(settings)
 
 
@@ -362,23 +438,88 @@ def test_an_anonymous_report_without_an_email(client, fly_tipping, settings):
     assert "Keep your reference" in done
 
 
-def test_an_anonymous_report_with_an_email_follows_a_provisional_profile(client, fly_tipping):
+def test_an_anonymous_report_with_an_email_attaches_to_nobody_and_sends_one_link(
+    client, fly_tipping, mailoutbox
+):
     response = client.post(report_url(fly_tipping), valid_answers(email=" Sam.Jones@Example.ORG "))
 
     assert response.status_code == 302
     case = ServiceCase.objects.get()
-    assert case.citizen.status == Citizen.Status.PROVISIONAL
-    point = case.citizen.contact_points.get()
-    assert point.kind == "email" and point.normalised == "Sam.Jones@example.org"
-    assert point.verification_level == ContactPoint.VerificationLevel.UNVERIFIED
-    assert point.source == ContactPoint.Source.PORTAL
-    assert "We will email you updates" in client.get("/report/done/").content.decode()
+    assert case.citizen is None
+    assert not Citizen.objects.exists() and not ContactPoint.objects.exists()
+    # Officers see the address the reporter gave, residents never do.
+    note = case.events.get(kind=CaseEvent.Kind.NOTE)
+    assert note.visibility == CaseEvent.Visibility.STAFF
+    assert "Sam.Jones@example.org" in note.text
+    assert len(mailoutbox) == 1
+    message = mailoutbox[0]
+    assert message.to == ["Sam.Jones@example.org"]
+    assert message.subject == f"Confirm it is your report to get updates about {case.reference}"
+    assert "\n" not in message.subject
+    assert "http://testserver/report/confirm/" in message.body
+    done = client.get("/report/done/").content.decode()
+    assert "We have sent an email to the address you gave" in done
 
 
-def test_an_anonymous_report_with_a_known_email_goes_to_that_profile(client, fly_tipping, resident):
-    client.post(report_url(fly_tipping), valid_answers(email=resident.email.upper()))
-    assert ServiceCase.objects.get().citizen == resident.citizen
-    assert Citizen.objects.count() == 1
+def anonymous_report_page_and_mail(client, service, email, mailoutbox):
+    client.post(report_url(service), valid_answers(email=email))
+    done = client.get("/report/done/").content.decode()
+    done = done.replace(ServiceCase.objects.latest("id").reference, "REF")
+    done = re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", done)
+    body = mailoutbox[-1].body
+    return done, body
+
+
+def test_an_anonymous_report_with_a_residents_email_is_not_put_in_their_account(
+    client, fly_tipping, resident, mailoutbox
+):
+    """Typing someone's address proves nothing: the case stays out of their "My cases"
+    and record, and neither the page nor the e-mail says the address has an account."""
+    known_page, known_mail = anonymous_report_page_and_mail(
+        client, fly_tipping, resident.email.upper(), mailoutbox
+    )
+    unknown_page, unknown_mail = anonymous_report_page_and_mail(
+        Client(), fly_tipping, "nobody-here@example.net", mailoutbox
+    )
+
+    assert not ServiceCase.objects.filter(citizen__isnull=False).exists()
+    assert Citizen.objects.count() == 1  # the resident's own; nothing made for the stranger
+    assert not TimelineEntry.objects.filter(citizen=resident.citizen).exists()
+    assert known_page == unknown_page
+
+    def without_link_and_reference(body):
+        return "\n".join(
+            line
+            for line in body.splitlines()
+            if "/report/confirm/" not in line and "CH-" not in line
+        )
+
+    assert without_link_and_reference(known_mail) == without_link_and_reference(unknown_mail)
+    assert "account" not in known_mail.lower()
+
+
+def test_each_anonymous_report_from_one_address_gets_its_own_link(client, fly_tipping, mailoutbox):
+    for _ in range(2):
+        client.post(report_url(fly_tipping), valid_answers(email="sam@example.org"))
+    links = [
+        line for message in mailoutbox for line in message.body.splitlines() if "/confirm/" in line
+    ]
+    assert len(links) == 2 and links[0] != links[1]
+
+
+def test_a_mail_server_failure_still_saves_the_report_and_says_the_same(
+    client, fly_tipping, monkeypatch
+):
+    def refuse(self, *args, **kwargs):
+        raise OSError("connection refused")
+
+    monkeypatch.setattr("django.core.mail.EmailMultiAlternatives.send", refuse)
+    response = client.post(report_url(fly_tipping), valid_answers(email="sam@example.org"))
+
+    assert response.status_code == 302
+    assert ServiceCase.objects.exists()
+    done = client.get("/report/done/").content.decode()
+    assert "We have sent an email to the address you gave" in done
 
 
 def test_a_bad_email_is_refused_and_creates_no_profile(client, fly_tipping, settings):
@@ -430,6 +571,7 @@ def test_anonymous_reports_from_one_address_are_limited_per_hour(client, fly_tip
 
     assert refused.status_code == 429
     assert "You have sent a lot of reports in the last hour" in refused.content.decode()
+    assert "minute" in refused.content.decode()
     assert ServiceCase.objects.count() == 2
     assert CaseAttachment.objects.count() == 0
     # Another address is not held back by this one.
@@ -437,9 +579,7 @@ def test_anonymous_reports_from_one_address_are_limited_per_hour(client, fly_tip
     assert other.status_code == 302
 
 
-def test_a_signed_in_residents_reports_are_limited_per_profile(
-    resident_client, potholes, settings
-):
+def test_a_signed_in_residents_reports_are_limited_per_profile(resident_client, potholes, settings):
     settings.PORTAL_REPORTS_PER_HOUR = 1
     assert resident_client.post(report_url(potholes), valid_answers()).status_code == 302
 
@@ -455,3 +595,36 @@ def test_invalid_reports_do_not_count_towards_the_limit(client, fly_tipping, set
         client.post(report_url(fly_tipping), valid_answers(postcode="NOT A POSTCODE"))
 
     assert client.post(report_url(fly_tipping), valid_answers()).status_code == 302
+
+
+def test_the_wait_is_counted_in_minutes_singular_and_plural(client, fly_tipping, settings):
+    import time as time_module
+
+    settings.PORTAL_ANONYMOUS_REPORTS_PER_HOUR = 1
+    client.post(report_url(fly_tipping), valid_answers())
+    window = 60 * 60
+    hour_start = (time_module.time() // window) * window
+    for seconds_into_hour, expected in (
+        (window - 30, "Wait 1 minute and"),
+        (window - 150, "Wait 3 minutes and"),
+    ):
+        with mock.patch(
+            "citizenhub.ratelimit.time.time", return_value=hour_start + seconds_into_hour
+        ):
+            html = client.post(report_url(fly_tipping), valid_answers()).content.decode()
+        assert expected in html, expected
+
+
+def test_the_limit_is_counted_before_saving_so_parallel_reports_cannot_all_pass(
+    client, fly_tipping, settings, monkeypatch
+):
+    """Every post has passed the first check before any has saved (as when they arrive at
+    once): only as many as the limit are saved, the others are refused."""
+    from citizenhub.portal.views import report as report_view
+
+    settings.PORTAL_ANONYMOUS_REPORTS_PER_HOUR = 2
+    monkeypatch.setattr(report_view.HourlyLimit, "retry_after", lambda self, key: None)
+    statuses = [client.post(report_url(fly_tipping), valid_answers()).status_code for _ in range(4)]
+
+    assert statuses == [302, 302, 429, 429]
+    assert ServiceCase.objects.count() == 2

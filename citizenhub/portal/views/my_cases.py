@@ -129,7 +129,7 @@ def case_add_update(request: HttpRequest, reference: str) -> HttpResponse:
         return refused
     form = CaseUpdateForm(request.POST, case=case)
     limit, key = case_updates_limit(), resident_key(request.citizen)
-    if form.is_valid() and (retry_after := limit.retry_after(key)) is not None:
+    if form.is_valid() and (retry_after := limit.consume(key)) is not None:
         form.add_error(
             None,
             ngettext(
@@ -143,7 +143,6 @@ def case_add_update(request: HttpRequest, reference: str) -> HttpResponse:
         )
         return _render_case(request, case, status=429, update_form=form, error_form=form)
     if form.is_valid():
-        limit.count(key)
         try:
             case_resident_update(
                 case=case,
