@@ -462,6 +462,21 @@ PORTAL_CASE_UPDATE_MAX_CHARS = env_int("PORTAL_CASE_UPDATE_MAX_CHARS", 5000, min
 # Information a resident may add to their cases in an hour (portal and /api/v1/me/).
 PORTAL_CASE_UPDATES_PER_HOUR = env_int("PORTAL_CASE_UPDATES_PER_HOUR", 30, minimum=1)
 
+# --- Engagement (topics, subscriptions, campaigns) ----------------------------------------
+# The public address of the site, for links in messages sent by workers (no request there).
+SITE_URL = env_str(
+    "SITE_URL",
+    "http://127.0.0.1:8000"
+    if DEBUG
+    else (f"https://{_first_host}" if _first_host and "*" not in _first_host else ""),
+)
+# Preference and unsubscribe links in messages keep working this long (seconds).
+ENGAGEMENT_LINK_MAX_AGE = env_int("ENGAGEMENT_LINK_MAX_AGE", 180 * 24 * 60 * 60, minimum=86400)
+# A subscription waits this long for its confirmation (double opt-in), then lapses.
+ENGAGEMENT_CONFIRMATION_MAX_AGE = env_int(
+    "ENGAGEMENT_CONFIRMATION_MAX_AGE", 7 * 24 * 60 * 60, minimum=3600
+)
+
 # --- Portal: my data (export, who viewed, erasure) and consents ---------------------------
 # "Who viewed my record": how many of the latest staff views, exports and changes the page
 # lists (the JSON export has them all).

@@ -24,6 +24,7 @@ urlpatterns = [
     path("", include("channels.urls")),
     path("my/messages/", include("channels.portal.urls")),
     path("my/preferences/", include("engagement.urls_portal")),
+    path("", include("engagement.urls_public")),
     path("", include("citizenhub.portal.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
