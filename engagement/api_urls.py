@@ -1,0 +1,4 @@
+"""The engagement app's REST API under /api/v1/ (topics, subscriptions, consents,
+campaigns)."""
+
+urlpatterns: list = []
