@@ -26,6 +26,16 @@ class CitizenhubConfig(AppConfig):
         from citizenhub.portal.language import remember_language_on_login
 
         user_logged_in.connect(remember_language_on_login, dispatch_uid="resident-language")
+        # Erasing a profile deletes its pending phone codes (and the numbers typed for them).
+        from citizenhub.services.erasure import register_erasure_handler
+        from citizenhub.services.verification import verification_erase, verification_erasure_plan
+
+        register_erasure_handler(
+            "contact_verifications",
+            covers=("citizenhub.ContactVerification",),
+            plan=verification_erasure_plan,
+            erase=verification_erase,
+        )
         import citizenhub.portal.signals  # noqa: F401 - a verified e-mail links the profile
 
         # The cached catalogue summary (sensitive services, departments) must follow edits.

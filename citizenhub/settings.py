@@ -428,11 +428,16 @@ ACCOUNT_RATE_LIMITS = {
     "manage_email": "10/m/user",
     "reauthenticate": "10/m/user",
 }
-# Codes sent by text to prove a phone number (citizenhub.services.verification).
+# Codes sent by text to prove a phone number (citizenhub.services.verification). Texts cost
+# money and reach strangers' phones: limits per number (whoever asks), per resident, and on
+# wrong codes per resident across all numbers. Counted in the database, not the cache.
 PORTAL_CODE_TTL_SECONDS = env_int("PORTAL_CODE_TTL_SECONDS", 10 * 60, minimum=60)
 PORTAL_CODE_RESEND_SECONDS = env_int("PORTAL_CODE_RESEND_SECONDS", 60, minimum=0)
-PORTAL_CODES_PER_HOUR = env_int("PORTAL_CODES_PER_HOUR", 5, minimum=1)
-PORTAL_CODE_MAX_ATTEMPTS = env_int("PORTAL_CODE_MAX_ATTEMPTS", 5, minimum=1)
+PORTAL_CODES_PER_HOUR = env_int("PORTAL_CODES_PER_HOUR", 5, minimum=1)  # per number
+PORTAL_CODE_MAX_ATTEMPTS = env_int("PORTAL_CODE_MAX_ATTEMPTS", 5, minimum=1)  # per code
+PORTAL_CODES_PER_RESIDENT_PER_HOUR = env_int("PORTAL_CODES_PER_RESIDENT_PER_HOUR", 10, minimum=1)
+PORTAL_CODES_PER_RESIDENT_PER_DAY = env_int("PORTAL_CODES_PER_RESIDENT_PER_DAY", 20, minimum=1)
+PORTAL_CODE_FAILURES_PER_DAY = env_int("PORTAL_CODE_FAILURES_PER_DAY", 10, minimum=1)
 
 # --- Portal: reports and uploads ----------------------------------------------------------
 # Residents' photos with a report: at most this many, each at most this size. Bigger

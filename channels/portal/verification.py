@@ -19,8 +19,11 @@ from django.utils.translation import gettext as _
 
 from channels.adapters import adapter_for
 from channels.models import Channel, OutboundMessage
-from citizenhub.models import ContactPoint
-from citizenhub.services.verification import CodeNotSent, register_code_sender
+from citizenhub.models import ContactPoint, ContactVerification
+from citizenhub.services.verification import (
+    CodeNotSent,
+    register_code_sender,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,20 +54,20 @@ def code_message(code: str, language: str) -> str:
         }
 
 
-def send_code_by_sms(contact_point: ContactPoint, code: str, language: str) -> None:
+def send_code_by_sms(verification: ContactVerification, code: str, language: str) -> None:
     channel = sms_channel_for_codes()
     if channel is None:
         raise CodeNotSent(
             _(
                 "We cannot send text messages at the moment, so we could not send you a code. "
-                "Your number is saved: ask for a code again later."
+                "Try again later."
             )
         )
     outbound = OutboundMessage.objects.create(
         channel=channel,
         thread=None,
-        citizen=contact_point.citizen,
-        to_value=contact_point.normalised,
+        citizen=verification.citizen,
+        to_value=verification.normalised,
         body_text=code_message(MASKED_CODE, language),
         status=OutboundMessage.Status.SENDING,
         attempts=1,
@@ -74,7 +77,7 @@ def send_code_by_sms(contact_point: ContactPoint, code: str, language: str) -> N
     try:
         result = adapter_for(channel).send(outbound)
     except Exception as exc:  # any failure: the resident asks again; nothing to retry later
-        logger.warning("verification code to contact point %s not sent: %s", contact_point.pk, exc)
+        logger.warning("verification code %s not sent: %s", verification.pk, exc)
         OutboundMessage.objects.filter(pk=outbound.pk).update(
             status=OutboundMessage.Status.FAILED, last_error=f"{type(exc).__name__}: {exc}"[:2000]
         )

@@ -85,25 +85,43 @@ class Migration(migrations.Migration):
                         auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
                     ),
                 ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("email", "E-mail address"),
+                            ("phone", "Phone number"),
+                            ("postal", "Postal address"),
+                            ("x", "X (Twitter) handle"),
+                            ("facebook", "Facebook account"),
+                            ("mastodon", "Mastodon account"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("value", models.CharField(max_length=320)),
+                ("normalised", models.CharField(max_length=320)),
+                ("match_key", models.CharField(max_length=320)),
                 ("code_hash", models.CharField(max_length=128)),
                 ("sent_at", models.DateTimeField(default=django.utils.timezone.now)),
                 ("expires_at", models.DateTimeField()),
-                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("failed_attempts", models.PositiveSmallIntegerField(default=0)),
                 ("used_at", models.DateTimeField(blank=True, null=True)),
                 (
-                    "contact_point",
+                    "citizen",
                     models.ForeignKey(
                         on_delete=django.db.models.deletion.CASCADE,
-                        related_name="verifications",
-                        to="citizenhub.contactpoint",
+                        related_name="contact_verifications",
+                        to="citizenhub.citizen",
                     ),
                 ),
             ],
             options={
                 "indexes": [
                     models.Index(
-                        fields=["contact_point", "-sent_at"], name="verification_recent_idx"
-                    )
+                        fields=["kind", "match_key", "-sent_at"], name="verification_number_idx"
+                    ),
+                    models.Index(fields=["citizen", "-sent_at"], name="verification_citizen_idx"),
                 ],
             },
         ),

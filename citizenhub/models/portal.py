@@ -1,5 +1,5 @@
 """Data the residents' portal adds to the core: files residents attach to their reports,
-and the one-time codes that prove a resident holds a phone number or an e-mail address."""
+and the one-time codes that prove a resident holds a phone number."""
 
 from __future__ import annotations
 
@@ -47,25 +47,40 @@ class CaseAttachment(models.Model):
 
 
 class ContactVerification(models.Model):
-    """A code sent to a contact point to prove the resident holds it. Only a hash of the
-    code is kept; a code expires and allows a few attempts."""
+    """A pending claim: a resident typed a phone number and we texted a code to it.
 
-    contact_point = models.ForeignKey(
-        ContactPoint, on_delete=models.CASCADE, related_name="verifications"
+    The number lives here, not as a ContactPoint, until the code comes back: a live contact
+    point identifies its holder to the channels (an inbound text is matched to whoever holds
+    the number), so a typed but unproven number must not be one. Each code sent is one row;
+    a new code retires the resident's earlier ones for the same number. Rows also count the
+    codes sent (per number, per resident) and the wrong codes typed, and are deleted a couple
+    of days after they were sent. Only a keyed hash of the code is kept.
+    """
+
+    citizen = models.ForeignKey(
+        Citizen, on_delete=models.CASCADE, related_name="contact_verifications"
     )
+    kind = models.CharField(max_length=16, choices=ContactPoint.Kind.choices)
+    value = models.CharField(max_length=320)  # as the resident typed it
+    normalised = models.CharField(max_length=320)
+    match_key = models.CharField(max_length=320)
     code_hash = models.CharField(max_length=128)
     sent_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
-    attempts = models.PositiveSmallIntegerField(default=0)
+    failed_attempts = models.PositiveSmallIntegerField(default=0)
+    # Set when the code stops working: confirmed, replaced by a newer code, or not sent.
     used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
-            models.Index(fields=["contact_point", "-sent_at"], name="verification_recent_idx")
+            models.Index(fields=["kind", "match_key", "-sent_at"], name="verification_number_idx"),
+            models.Index(fields=["citizen", "-sent_at"], name="verification_citizen_idx"),
         ]
 
     def __str__(self) -> str:
-        return f"code for {self.contact_point_id} sent {self.sent_at:%Y-%m-%d %H:%M}"
+        return (
+            f"code for {self.kind} of citizen {self.citizen_id} sent {self.sent_at:%Y-%m-%d %H:%M}"
+        )
 
     @property
     def is_usable(self) -> bool:

@@ -3,12 +3,14 @@ our translation catalogue), and the portal's contact details forms."""
 
 from __future__ import annotations
 
+import phonenumbers
 from allauth.account import forms as allauth_forms
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from citizenhub.models import ContactPoint
+from citizenhub.normalise import _OFCOM_DRAMA_MOBILE as OFCOM_DRAMA_MOBILE
 from citizenhub.normalise import normalise_identity
 
 EMAIL_FORMAT = _("Enter an email address in the correct format, like name@example.com")
@@ -163,6 +165,26 @@ class ResidentAddEmailForm(allauth_forms.AddEmailForm):
 # --- Contact details (/my/contact/) -------------------------------------------------------
 
 
+def is_uk_mobile(normalised: str) -> bool:
+    """Whether an E.164 number is a UK (GB) mobile, the only numbers the portal texts codes
+    to: no landlines (they cannot read a text), premium rate or foreign numbers (a code
+    sent there costs the council, or earns whoever owns the number). Ofcom's drama range
+    counts as mobile, as the normaliser treats it."""
+    try:
+        number = phonenumbers.parse(normalised, None)
+    except phonenumbers.NumberParseException:
+        return False
+    if number.country_code == 44 and OFCOM_DRAMA_MOBILE.fullmatch(str(number.national_number)):
+        return True
+    return (
+        phonenumbers.region_code_for_number(number) == "GB"
+        and phonenumbers.number_type(number) == phonenumbers.PhoneNumberType.MOBILE
+    )
+
+
+UK_MOBILE_FORMAT = _("Enter a UK mobile number, like 07700 900 982")
+
+
 class AddPhoneForm(forms.Form):
     phone = forms.CharField(
         label=_("Mobile phone number"),
@@ -175,12 +197,14 @@ class AddPhoneForm(forms.Form):
     def clean_phone(self) -> str:
         value = self.cleaned_data["phone"]
         try:
-            normalise_identity(ContactPoint.Kind.PHONE, value, field="phone")
+            identity = normalise_identity(ContactPoint.Kind.PHONE, value, field="phone")
         except ValidationError:
             raise ValidationError(
                 _("Enter a phone number in the correct format, like 07700 900 982"),
                 code="invalid",
             ) from None
+        if not is_uk_mobile(identity.normalised):
+            raise ValidationError(UK_MOBILE_FORMAT, code="not_uk_mobile")
         return value
 
 

@@ -10,7 +10,16 @@ urlpatterns = [
     path("contact/", my_account.contact, name="my-contact"),
     path("contact/preference/", my_account.contact_preference, name="my-contact-preference"),
     path("contact/phone/add/", my_account.add_phone, name="my-contact-add-phone"),
-    path("contact/<int:pk>/verify/", my_account.verify_phone, name="my-contact-verify"),
-    path("contact/<int:pk>/send-code/", my_account.send_code, name="my-contact-send-code"),
+    # Pending numbers (a code sent, not yet confirmed) by their verification's id.
+    path(
+        "contact/phone/<int:verification_id>/verify/",
+        my_account.verify_phone,
+        name="my-contact-verify",
+    ),
+    path(
+        "contact/phone/<int:verification_id>/send-code/",
+        my_account.send_code,
+        name="my-contact-send-code",
+    ),
     path("contact/<int:pk>/remove/", my_account.remove, name="my-contact-remove"),
 ]

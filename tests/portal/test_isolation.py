@@ -13,6 +13,7 @@ link — is enumerated from the URL configuration itself, so a page added later 
 
 from __future__ import annotations
 
+import datetime
 import io
 import re
 import uuid
@@ -20,8 +21,9 @@ import uuid
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 
-from citizenhub.models import ServiceCase
+from citizenhub.models import ContactVerification, ServiceCase
 from citizenhub.services.attachments import attach_file
 from citizenhub.services.cases import case_record_message, open_case
 from tests.factories import ServiceFactory
@@ -102,6 +104,16 @@ class World:
             user=other,
         )
         self.contact_point = other.citizen.contact_points.first()
+        # A phone number the other resident typed and has not confirmed yet.
+        self.verification = ContactVerification.objects.create(
+            citizen=other.citizen,
+            kind="phone",
+            value="07700 900555",
+            normalised="+447700900555",
+            match_key="+447700900555",
+            code_hash="not-a-code",
+            expires_at=timezone.now() + datetime.timedelta(minutes=10),
+        )
         self.secrets = [
             self.case.reference,
             "Gareth's secret pothole",
@@ -123,6 +135,8 @@ class World:
             return uuid.uuid4() if missing else self.attachment.public_id
         if param in ("contact_point_id", "contact_id", "pk"):
             return 99_999_999 if missing else self.contact_point.pk
+        if param == "verification_id":
+            return 99_999_999 if missing else self.verification.pk
         if param in ("thread_id", "thread_reference", "conversation_id"):
             if self.thread is None:
                 pytest.fail("no conversation of the other resident to test with")

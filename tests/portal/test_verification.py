@@ -14,7 +14,6 @@ from channels.models import Channel, OutboundMessage, Thread
 from citizenhub.errors import ApplicationError
 from citizenhub.models import ContactPoint, ContactVerification, TimelineEntry
 from citizenhub.services import verification
-from citizenhub.services.citizens import contact_point_add
 from citizenhub.services.verification import check_verification_code, send_verification_code
 from tests.fakes.notify import DEFAULT_TEMPLATE_ID, FakeNotify
 
@@ -23,15 +22,8 @@ pytestmark = pytest.mark.django_db
 NOTIFY_KEY_VARIABLE = "TEST_PORTAL_NOTIFY_API_KEY"
 
 
-@pytest.fixture
-def phone(resident) -> ContactPoint:
-    return contact_point_add(
-        citizen=resident.citizen,
-        kind="phone",
-        value="07700 900123",
-        source="portal",
-        verification_level="asserted",
-    )
+def send(citizen, value: str = "07700 900123", **kwargs) -> ContactVerification:
+    return send_verification_code(citizen=citizen, kind="phone", value=value, **kwargs)
 
 
 @pytest.fixture
@@ -41,7 +33,7 @@ def sent_codes(monkeypatch) -> list[tuple[int, str, str]]:
     monkeypatch.setitem(
         verification._senders,
         "phone",
-        lambda point, code, language: codes.append((point.pk, code, language)),
+        lambda pending, code, language: codes.append((pending.pk, code, language)),
     )
     return codes
 
@@ -77,96 +69,125 @@ def age(verification_row: ContactVerification, **delta) -> None:
 # --- The service ---------------------------------------------------------------------------
 
 
-def test_a_code_is_six_digits_stored_only_as_a_hash(phone, sent_codes):
-    row = send_verification_code(contact_point=phone, language="cy")
-    [(point_id, code, language)] = sent_codes
-    assert point_id == phone.pk and language == "cy" and re.fullmatch(r"\d{6}", code)
+def test_a_code_is_six_digits_stored_only_as_a_hash(resident, sent_codes):
+    row = send(resident.citizen, language="cy")
+    [(row_id, code, language)] = sent_codes
+    assert row_id == row.pk and language == "cy" and re.fullmatch(r"\d{6}", code)
     assert code not in row.code_hash and len(row.code_hash) == 64
     assert row.expires_at - row.sent_at == timedelta(minutes=10)
-
-
-def test_the_right_code_confirms_the_number_once(phone, sent_codes, resident):
-    send_verification_code(contact_point=phone)
-    code = sent_codes[-1][1]
-    point = check_verification_code(
-        contact_point=phone, code=f" {code[:3]} {code[3:]} ", by=resident
+    assert (row.normalised, row.match_key, row.value) == (
+        "+447700900123",
+        "+447700900123",
+        "07700 900123",
     )
+    assert not ContactPoint.objects.filter(kind="phone").exists()
+
+
+def test_the_right_code_confirms_the_number_once(resident, sent_codes):
+    row = send(resident.citizen)
+    code = sent_codes[-1][1]
+    point = check_verification_code(verification=row, code=f" {code[:3]} {code[3:]} ", by=resident)
+    assert point.citizen == resident.citizen and point.source == "portal"
     assert point.verification_level == "confirmed" and point.verified_at
     with pytest.raises(ApplicationError) as used:
-        check_verification_code(contact_point=phone, code=code)
+        check_verification_code(verification=row, code=code)
     assert used.value.code == "code_expired"
 
 
-def test_wrong_codes_count_and_five_use_the_code_up(phone, sent_codes):
-    send_verification_code(contact_point=phone)
+def test_wrong_codes_count_and_five_use_the_code_up(resident, sent_codes):
+    row = send(resident.citizen)
     code = sent_codes[-1][1]
     wrong = f"{(int(code) + 1) % 10**6:06d}"
     for _ in range(5):
         with pytest.raises(ApplicationError) as error:
-            check_verification_code(contact_point=phone, code=wrong)
+            check_verification_code(verification=row, code=wrong)
         assert error.value.code == "code_wrong"
-    assert ContactVerification.objects.get().attempts == 5
+    assert ContactVerification.objects.get().failed_attempts == 5
     with pytest.raises(ApplicationError) as error:
-        check_verification_code(contact_point=phone, code=code)  # even the right one, now
+        check_verification_code(verification=row, code=code)  # even the right one, now
     assert error.value.code == "code_attempts"
-    phone.refresh_from_db()
-    assert phone.verification_level == "asserted"
+    assert not ContactPoint.objects.filter(kind="phone").exists()
 
 
-def test_a_code_that_is_not_six_digits_is_not_an_attempt(phone, sent_codes):
-    send_verification_code(contact_point=phone)
+def test_a_code_that_is_not_six_digits_is_not_an_attempt(resident, sent_codes):
+    row = send(resident.citizen)
     for typed in ("", "12345", "1234567", "abcdef", "１２３４５６"):
         with pytest.raises(ApplicationError) as error:
-            check_verification_code(contact_point=phone, code=typed)
+            check_verification_code(verification=row, code=typed)
         assert error.value.code == "code_format"
-    assert ContactVerification.objects.get().attempts == 0
+    assert ContactVerification.objects.get().failed_attempts == 0
 
 
-def test_an_expired_code_does_not_work(phone, sent_codes):
-    row = send_verification_code(contact_point=phone)
+def test_an_expired_code_does_not_work(resident, sent_codes):
+    row = send(resident.citizen)
     age(row, minutes=11)
     with pytest.raises(ApplicationError) as error:
-        check_verification_code(contact_point=phone, code=sent_codes[-1][1])
+        check_verification_code(verification=row, code=sent_codes[-1][1])
     assert error.value.code == "code_expired"
 
 
-def test_a_new_code_replaces_the_old_one(phone, sent_codes):
-    first = send_verification_code(contact_point=phone)
-    age(first, minutes=2)
-    send_verification_code(contact_point=phone)
-    old_code, new_code = sent_codes[0][1], sent_codes[1][1]
-    if old_code != new_code:
-        with pytest.raises(ApplicationError):
-            check_verification_code(contact_point=phone, code=old_code)
-    assert (
-        check_verification_code(contact_point=phone, code=new_code).verification_level
-        == "confirmed"
-    )
+def test_a_code_is_bound_to_the_resident_who_asked(resident, other_resident, sent_codes):
+    theirs = send(other_resident.citizen)
+    age(theirs, minutes=2)
+    mine = send(resident.citizen)
+    their_code, my_code = sent_codes[0][1], sent_codes[1][1]
+    if their_code != my_code:  # one time in a million they are the same
+        # The other resident's code, typed against my pending number, is just wrong.
+        with pytest.raises(ApplicationError) as error:
+            check_verification_code(verification=mine, code=their_code)
+        assert error.value.code == "code_wrong"
+    assert check_verification_code(verification=mine, code=my_code).citizen == resident.citizen
+    assert not other_resident.citizen.contact_points.filter(kind="phone").exists()
 
 
-def test_one_code_a_minute_and_five_an_hour(phone, sent_codes):
-    row = send_verification_code(contact_point=phone)
+def test_one_code_a_minute_and_five_an_hour_to_a_number_whoever_asks(
+    resident, other_resident, sent_codes
+):
+    row = send(resident.citizen)
     with pytest.raises(ApplicationError) as error:
-        send_verification_code(contact_point=phone)
+        send(other_resident.citizen, "+44 7700 900 123")  # the same number, written otherwise
     assert error.value.code == "code_too_soon"
-    for _ in range(4):
+    for asker in (other_resident, resident, other_resident, resident):
         age(row, minutes=2)
-        row = send_verification_code(contact_point=phone)
+        ContactVerification.objects.exclude(pk=row.pk).update(
+            sent_at=row.sent_at - timedelta(minutes=2)
+        )
+        row = send(asker.citizen)
     age(row, minutes=2)
     with pytest.raises(ApplicationError) as error:
-        send_verification_code(contact_point=phone)
-    assert error.value.code == "code_too_many"
+        send(resident.citizen)
+    assert error.value.code == "code_too_many_number"
     assert len(sent_codes) == 5
-    # An hour after the first, codes can be sent again.
+    # An hour after, codes can be sent again.
     ContactVerification.objects.update(sent_at=timezone.now() - timedelta(minutes=61))
-    send_verification_code(contact_point=phone)
+    send(resident.citizen)
     assert len(sent_codes) == 6
 
 
-def test_no_sender_for_a_kind_is_a_clear_refusal(resident):
-    point = resident.citizen.contact_points.get(kind="email")
+def test_limits_can_be_set(resident, sent_codes, settings):
+    settings.PORTAL_CODES_PER_RESIDENT_PER_HOUR = 2
+    send(resident.citizen, "07700 900101")
+    send(resident.citizen, "07700 900102")
     with pytest.raises(ApplicationError) as error:
-        send_verification_code(contact_point=point)
+        send(resident.citizen, "07700 900103")
+    assert error.value.code == "code_too_many"
+
+
+def test_pending_codes_are_erased_with_the_profile(resident, sent_codes):
+    from citizenhub.services.erasure import erasure_plan
+
+    send(resident.citizen)
+    plan = erasure_plan(resident.citizen)
+    [item] = [item for item in plan.erase if item.key == "contact_verifications"]
+    assert item.count == 1
+    assert not [item for item in plan.keep if "verification" in item.key]
+    verification.verification_erase(resident.citizen, case=None, actor=None)
+    assert not ContactVerification.objects.exists()
+
+
+def test_no_sender_for_a_kind_is_a_clear_refusal(resident):
+    with pytest.raises(ApplicationError) as error:
+        send_verification_code(citizen=resident.citizen, kind="email", value="a@example.com")
     assert error.value.code == "no_sender"
     assert not ContactVerification.objects.exists()
 
@@ -174,9 +195,9 @@ def test_no_sender_for_a_kind_is_a_clear_refusal(resident):
 # --- The SMS sender (channels) --------------------------------------------------------------
 
 
-def test_the_code_goes_out_through_notify_and_nowhere_else(phone, notify_channel, fake_notify):
+def test_the_code_goes_out_through_notify_and_nowhere_else(resident, notify_channel, fake_notify):
     Channel.objects.create(kind="sms-twilio", slug="twilio", name="Twilio line")  # not chosen
-    send_verification_code(contact_point=phone)
+    row = send(resident.citizen)
 
     [text] = fake_notify.sent
     assert text.phone_number == "+447700900123" and text.template_id == DEFAULT_TEMPLATE_ID
@@ -187,6 +208,7 @@ def test_the_code_goes_out_through_notify_and_nowhere_else(phone, notify_channel
 
     outbound = OutboundMessage.objects.get()
     assert outbound.channel == notify_channel and outbound.thread is None
+    assert outbound.citizen == resident.citizen and outbound.to_value == "+447700900123"
     assert outbound.status == "sent" and outbound.provider_message_id == text.id
     assert text.reference == str(outbound.pk)  # delivery receipts find it
     assert match.group(1) not in outbound.body_text and "******" in outbound.body_text
@@ -194,27 +216,28 @@ def test_the_code_goes_out_through_notify_and_nowhere_else(phone, notify_channel
     assert not TimelineEntry.objects.filter(kind="message_out").exists()
 
     # And the code in the text is the one that works.
-    assert check_verification_code(contact_point=phone, code=match.group(1)).verification_level == (
-        "confirmed"
-    )
+    point = check_verification_code(verification=row, code=match.group(1))
+    assert point.verification_level == "confirmed"
 
 
-def test_notify_failing_retires_the_code_and_tells_the_resident(phone, notify_channel, fake_notify):
+def test_notify_failing_retires_the_code_and_tells_the_resident(
+    resident, notify_channel, fake_notify
+):
     fake_notify.fail_with(500)
     with pytest.raises(ApplicationError) as error:
-        send_verification_code(contact_point=phone)
+        send(resident.citizen)
     assert error.value.code == "code_not_sent"
     assert "could not send the text message" in error.value.message
     assert OutboundMessage.objects.get().status == "failed"
     assert not ContactVerification.objects.get().is_usable
 
 
-def test_without_an_sms_channel_nothing_is_sent_and_the_resident_is_told(phone):
+def test_without_an_sms_channel_nothing_is_sent_and_the_resident_is_told(resident):
     Channel.objects.create(kind="sms-notify", slug="off", name="Disabled line", enabled=False)
     with pytest.raises(ApplicationError) as error:
-        send_verification_code(contact_point=phone)
+        send(resident.citizen)
     assert error.value.code == "code_not_sent"
     assert "cannot send text messages at the moment" in error.value.message
     assert not OutboundMessage.objects.exists()
-    phone.refresh_from_db()
-    assert phone.removed_at is None  # the number is kept
+    assert not ContactPoint.objects.filter(kind="phone").exists()
+    assert not ContactVerification.objects.get().is_usable

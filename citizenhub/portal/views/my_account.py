@@ -2,9 +2,12 @@
 confirm it with a texted code, remove an address or number).
 
 Every query goes through request.citizen (resident_required): another resident's contact
-point id is simply not found. The one exception is a number that sat on a provisional
-profile (made when someone texted the council from it): the resident who typed it in this
-session may prove it is theirs, which merges that profile into theirs.
+point or pending number is simply not found. A typed number is only a pending claim
+(ContactVerification) until its code comes back; see citizenhub.services.verification.
+Adding a number answers the same whoever holds it ("we have sent a code ... if it can
+receive texts"), so the page never tells whether the council knows a number: a number on
+another real profile is refused only after the code was typed, that is, only to someone
+who holds the phone.
 """
 
 from __future__ import annotations
@@ -21,22 +24,25 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from citizenhub.errors import ApplicationError
-from citizenhub.models import Citizen, ContactPoint
+from citizenhub.models import Citizen, ContactPoint, ContactVerification
 from citizenhub.normalise import normalise_identity
 from citizenhub.portal.access import resident_required
 from citizenhub.portal.forms_account import (
     AddPhoneForm,
     ContactPreferenceForm,
     VerificationCodeForm,
+    is_uk_mobile,
 )
 from citizenhub.portal.registry import my_sections
 from citizenhub.services.accounts import login_email_match_key, resident_contact_point_remove
-from citizenhub.services.citizens import citizen_set_preferred_channel, contact_point_add
-from citizenhub.services.identity import live_contact_point
-from citizenhub.services.verification import check_verification_code, send_verification_code
+from citizenhub.services.citizens import citizen_set_preferred_channel
+from citizenhub.services.verification import (
+    check_verification_code,
+    send_verification_code,
+    too_many_wrong_codes_message,
+    wrong_codes_blocked_today,
+)
 
-# Numbers on a provisional profile this session may confirm (see the module docstring).
-PENDING_PHONES_KEY = "portal_pending_phone_ids"
 PROVEN = (ContactPoint.VerificationLevel.CONFIRMED, ContactPoint.VerificationLevel.STAFF_CHECKED)
 
 
@@ -134,131 +140,127 @@ def _live_points(citizen: Citizen, kind: str) -> list[ContactPoint]:
 
 @resident_required
 def contact(request: HttpRequest) -> HttpResponse:
+    phones = _live_points(request.citizen, ContactPoint.Kind.PHONE)
     return render(
         request,
         "portal/my/contact.html",
         {
             "emails": _live_points(request.citizen, ContactPoint.Kind.EMAIL),
-            "phones": _live_points(request.citizen, ContactPoint.Kind.PHONE),
+            "phones": phones,
             "login_match_key": login_email_match_key(request.user),
             "proven_levels": PROVEN,
+            # A number on the profile but not proven (given to staff, or one that texted
+            # us) is confirmed like a new one: a code to it from the add page.
+            "confirmable_ids": {
+                point.pk
+                for point in phones
+                if point.verification_level not in PROVEN and is_uk_mobile(point.normalised)
+            },
         },
     )
 
 
-def _pending_ids(request: HttpRequest) -> list[int]:
-    return list(request.session.get(PENDING_PHONES_KEY, []))
-
-
-def _phone_to_confirm(request: HttpRequest, pk: int) -> ContactPoint:
-    """The resident's own number, or a number on a provisional profile they typed in this
-    session; anything else is 404, like a number that does not exist."""
-    live = ContactPoint.objects.filter(pk=pk, kind=ContactPoint.Kind.PHONE, removed_at__isnull=True)
-    point = live.filter(citizen=request.citizen).first()
-    if point is None and pk in _pending_ids(request):
-        point = live.filter(
-            citizen__status=Citizen.Status.PROVISIONAL, citizen__user__isnull=True
-        ).first()
-    if point is None:
-        raise Http404
-    return point
-
-
-def _send_code(request: HttpRequest, point: ContactPoint) -> bool:
-    try:
-        send_verification_code(contact_point=point, language=request.citizen.preferred_language)
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
-        return False
-    messages.success(
-        request, _("We have sent a code to %(number)s.") % {"number": point.normalised}
+def _pending_verification(request: HttpRequest, verification_id: int) -> ContactVerification:
+    """The resident's own pending number; anyone else's is 404, like one that does not exist."""
+    verification = (
+        request.citizen.contact_verifications.filter(pk=verification_id)
+        .select_related("citizen")
+        .first()
     )
-    return True
+    if verification is None:
+        raise Http404
+    return verification
 
 
-def _claim_phone(request: HttpRequest, form: AddPhoneForm) -> ContactPoint | None:
-    """The contact point the typed number should be confirmed on, or None with a form error."""
-    value = form.cleaned_data["phone"]
-    identity = normalise_identity(ContactPoint.Kind.PHONE, value, field="phone")
-    existing = live_contact_point(ContactPoint.Kind.PHONE, identity.match_key)
-    if existing is not None and existing.citizen_id != request.citizen.pk:
-        owner = existing.citizen
-        if owner.status == Citizen.Status.PROVISIONAL and owner.user_id is None:
-            request.session[PENDING_PHONES_KEY] = [*_pending_ids(request), existing.pk][-5:]
-            return existing
-        form.add_error(
-            "phone",
-            _("This number cannot be added online. If it is yours, contact the council."),
-        )
-        return None
-    if existing is not None:
-        return existing
+def _send_code(request: HttpRequest, *, value: str) -> ContactVerification | None:
+    """Send a code for `value`; the same answer whoever holds the number (see the module)."""
     try:
-        return contact_point_add(
+        verification = send_verification_code(
             citizen=request.citizen,
             kind=ContactPoint.Kind.PHONE,
             value=value,
-            source=ContactPoint.Source.PORTAL,
-            verification_level=ContactPoint.VerificationLevel.ASSERTED,
-            actor=request.user,
+            language=request.citizen.preferred_language,
         )
-    except (ValidationError, ApplicationError):
-        # Claimed by someone else between our look and our insert.
-        form.add_error(
-            "phone",
-            _("This number cannot be added online. If it is yours, contact the council."),
-        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
         return None
+    messages.success(
+        request,
+        _("We have sent a code to %(number)s if it can receive texts.")
+        % {"number": verification.normalised},
+    )
+    return verification
+
+
+def _already_confirmed(citizen: Citizen, value: str) -> bool:
+    """The number is confirmed on the resident's own profile (their data: no leak)."""
+    identity = normalise_identity(ContactPoint.Kind.PHONE, value, field="phone")
+    return citizen.contact_points.filter(
+        kind=ContactPoint.Kind.PHONE,
+        match_key=identity.match_key,
+        removed_at__isnull=True,
+        verification_level__in=PROVEN,
+    ).exists()
 
 
 @resident_required
 @require_http_methods(["GET", "POST"])
 def add_phone(request: HttpRequest) -> HttpResponse:
+    """Type a number, get a code. Nothing is saved on the profile until the code comes back,
+    and the answer is the same whether the number is unknown, on a provisional profile or
+    on someone else's: only the holder of the phone can go further."""
     form = AddPhoneForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        point = _claim_phone(request, form)
-        if point is not None:
-            if point.citizen_id == request.citizen.pk and point.verification_level in PROVEN:
-                messages.success(request, _("This number is already confirmed."))
-                return redirect("portal:my-contact")
-            if _send_code(request, point):
-                return redirect("portal:my-contact-verify", pk=point.pk)
+        value = form.cleaned_data["phone"]
+        if _already_confirmed(request.citizen, value):
+            messages.success(request, _("This number is already confirmed."))
             return redirect("portal:my-contact")
+        verification = _send_code(request, value=value)
+        if verification is not None:
+            return redirect("portal:my-contact-verify", verification_id=verification.pk)
+        return redirect("portal:my-contact")
     return render(request, "portal/my/contact_add_phone.html", {"form": form})
 
 
 @resident_required
 @require_http_methods(["GET", "POST"])
-def verify_phone(request: HttpRequest, pk: int) -> HttpResponse:
-    point = _phone_to_confirm(request, pk)
-    if point.citizen_id == request.citizen.pk and point.verification_level in PROVEN:
-        return redirect("portal:my-contact")
+def verify_phone(request: HttpRequest, verification_id: int) -> HttpResponse:
+    verification = _pending_verification(request, verification_id)
+    if _already_confirmed(request.citizen, verification.value):
+        return redirect("portal:my-contact")  # done already (the back button, say)
     form = VerificationCodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             check_verification_code(
-                contact_point=point,
-                code=form.cleaned_data["code"],
-                for_citizen=request.citizen,
-                by=request.user,
+                verification=verification, code=form.cleaned_data["code"], by=request.user
             )
         except ApplicationError as exc:
             form.add_error("code", exc.message)
         else:
-            request.session[PENDING_PHONES_KEY] = [
-                i for i in _pending_ids(request) if i != point.pk
-            ]
-            messages.success(request, _("%(number)s is confirmed.") % {"number": point.normalised})
+            messages.success(
+                request, _("%(number)s is confirmed.") % {"number": verification.normalised}
+            )
             return redirect("portal:my-contact")
-    return render(request, "portal/my/contact_verify.html", {"form": form, "point": point})
+    blocked_today = wrong_codes_blocked_today(request.citizen)
+    return render(
+        request,
+        "portal/my/contact_verify.html",
+        {
+            "form": form,
+            "verification": verification,
+            # Too many wrong codes today: say so instead of offering the form again.
+            "blocked_message": too_many_wrong_codes_message() if blocked_today else "",
+        },
+    )
 
 
 @resident_required
 @require_POST
-def send_code(request: HttpRequest, pk: int) -> HttpResponse:
-    point = _phone_to_confirm(request, pk)
-    _send_code(request, point)
-    return redirect("portal:my-contact-verify", pk=point.pk)
+def send_code(request: HttpRequest, verification_id: int) -> HttpResponse:
+    """A new code for a pending number: the old page's id, a new code's page."""
+    verification = _pending_verification(request, verification_id)
+    renewed = _send_code(request, value=verification.value)
+    return redirect("portal:my-contact-verify", verification_id=(renewed or verification).pk)
 
 
 @resident_required
