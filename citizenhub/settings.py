@@ -303,7 +303,9 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "CitizenHub API",
     "DESCRIPTION": (
         "API for council systems: citizen profiles, contact points and the single timeline "
-        "of everything between a resident and the council."
+        "of everything between a resident and the council; service cases; conversations; "
+        "topics, subscriptions, the consent ledger and campaigns; and, for residents, "
+        "their own profile and cases (/api/v1/me/)."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -325,6 +327,10 @@ SPECTACULAR_SETTINGS = {
         "LoggedContactDirectionEnum": "channels.models.LoggedContact.Direction",
         "LoggedContactOutcomeEnum": "channels.models.LoggedContact.Outcome",
         "DirectionEnum": ["in", "out"],
+        # Engagement: choice sets that share field names with others ("kind", "source").
+        "TopicKindEnum": "engagement.models.Topic.Kind",
+        "ConsentSourceEnum": "engagement.models.ConsentRecord.Source",
+        "ConsentActionEnum": "engagement.models.ConsentRecord.Action",
     },
 }
 
