@@ -90,6 +90,9 @@ MESSAGES_IGNORE := .venv node_modules var test-artifacts staticfiles benchmarks 
     citizenhub/templates/staff/cases/_deadline.html templates/staff/base.html \
     templates/staff/forbidden.html channels/staff channels/templates/channels/staff \
     channels/templates/channels/health.html engagement/staff_panels.py \
+    engagement/staff_panels_deliveries.py engagement/staff_views.py engagement/staff_urls.py \
+    engagement/forms.py engagement/api engagement/analytics.py engagement/campaigns.py \
+    engagement/sms_segments.py engagement/mobilisation.py \
     engagement/templates/engagement/staff
 
 messages:

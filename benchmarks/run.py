@@ -17,7 +17,12 @@ from benchmarks.common import BenchmarkError, bench_scale, setup_django
 # Module names under benchmarks/, run in this order. Each has `run() -> None`, which prints
 # and records its result and raises if the benchmark fails.
 # staff_pages needs the scale database from `make bench-data`, and skips without it.
-BENCHMARKS: tuple[str, ...] = ("timeline_insert", "ingest_email", "staff_pages")
+BENCHMARKS: tuple[str, ...] = (
+    "timeline_insert",
+    "ingest_email",
+    "staff_pages",
+    "campaign_fanout",  # engagement: its own database, citizenhub_bench_fanout
+)
 
 
 def main(argv: list[str] | None = None) -> int:

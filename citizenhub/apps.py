@@ -20,6 +20,7 @@ class CitizenhubConfig(AppConfig):
     def ready(self) -> None:
         post_migrate.connect(create_staff_groups, sender=self)
         checks.register(check_frontend_packages, checks.Tags.staticfiles)
+        checks.register(check_site_url, checks.Tags.security, deploy=True)
         # A resident's saved language applies as soon as they sign in (citizenhub.portal.language).
         from django.contrib.auth.signals import user_logged_in
 
@@ -75,5 +76,20 @@ def check_frontend_packages(app_configs: Any = None, **kwargs: Any) -> list[chec
             + ", ".join(missing),
             hint="Run `make install` (npm ci); pages are unstyled until then.",
             id="citizenhub.W001",
+        )
+    ]
+
+
+def check_site_url(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Links in messages sent by workers (unsubscribe, preferences, confirmations) are built
+    from SITE_URL; without it they would be relative and useless in an e-mail."""
+    site_url = getattr(settings, "SITE_URL", "")
+    if site_url.startswith(("https://", "http://")):
+        return []
+    return [
+        checks.Error(
+            f"SITE_URL is {site_url!r}: links in e-mails and texts need the site's public address.",
+            hint="Set SITE_URL, e.g. https://citizenhub.example.gov.uk (or ALLOWED_HOSTS).",
+            id="citizenhub.E002",
         )
     ]

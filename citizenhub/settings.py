@@ -239,6 +239,8 @@ CELERY_TASK_ROUTES = {
     "channels.poll*": {"queue": "ingest"},
     "channels.send*": {"queue": "outbound"},
     "channels.*": {"queue": "default"},
+    # A resident is waiting for the link that confirms their subscription.
+    "engagement.send_subscription_confirmation": {"queue": "outbound"},
     "engagement.*": {"queue": "bulk"},
     "citizenhub.anonymise_expired_cases": {"queue": "bulk"},
     "citizenhub.find_duplicate_candidates": {"queue": "bulk"},
@@ -247,6 +249,12 @@ CELERY_TASK_ROUTES = {
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULE = {
+    # Subscription requests nobody confirmed in time lapse (double opt-in), in runs of 1,000.
+    "engagement-expire-pending-subscriptions": {
+        "task": "engagement.expire_pending_subscriptions",
+        "schedule": crontab(minute=20),
+        "options": {"expires": 3000},
+    },
     # Hourly: the breach flag feeds SLA reports; queues compute "overdue" live anyway.
     "cases-mark-breached": {
         "task": "citizenhub.mark_breached_cases",

@@ -37,3 +37,51 @@ class EngagementConfig(AppConfig):
             services.reconcile_consents_on_merge, dispatch_uid="engagement.consents.merge"
         )
         register_citizen_panel("consents", order=40)(staff_panels.citizen_consents_panel)
+        # E4 (campaigns): replies to campaigns that ask for one, matched after ingest.
+        from channels.services.ingest import inbound_messages_processed
+        from engagement import mobilisation
+
+        inbound_messages_processed.connect(
+            mobilisation.on_inbound_messages_processed,
+            dispatch_uid="engagement.mobilisation.responses",
+        )
+
+        # E1 (subscriptions): one subscription per topic and channel survives a merge, and
+        # never as consent where either profile opted out; unmerging gives the duplicate
+        # its own back. Their 360 panel, their erasure, and their Celery tasks.
+        from citizenhub.services.merge import citizen_unmerged
+        from engagement import subscription_tasks, subscriptions  # noqa: F401 (tasks)
+
+        citizen_merging.connect(
+            subscriptions.reconcile_subscriptions_on_merge,
+            dispatch_uid="engagement.subscriptions.merge",
+        )
+        citizen_unmerged.connect(
+            subscriptions.restore_subscriptions_on_unmerge,
+            dispatch_uid="engagement.subscriptions.unmerge",
+        )
+        register_citizen_panel("subscriptions", order=41)(staff_panels.citizen_subscriptions_panel)
+        register_erasure_handler(
+            "subscriptions",
+            covers=("engagement.Subscription",),
+            plan=services.erasure_plan_subscriptions,
+            erase=services.erase_subscriptions,
+        )
+
+        # E2 (fan-out): the 360 panel of campaign messages a contact rule held back.
+        from engagement import staff_panels_deliveries
+
+        register_citizen_panel("deliveries-held-back", order=42)(
+            staff_panels_deliveries.citizen_deliveries_panel
+        )
+
+        # Lead: a campaign both merged profiles received keeps one delivery per channel;
+        # unmerging puts the duplicate's back (engagement.merging).
+        from engagement import merging
+
+        citizen_merging.connect(
+            merging.reconcile_deliveries_on_merge, dispatch_uid="engagement.deliveries.merge"
+        )
+        citizen_unmerged.connect(
+            merging.restore_deliveries_on_unmerge, dispatch_uid="engagement.deliveries.unmerge"
+        )

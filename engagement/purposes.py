@@ -1,15 +1,18 @@
-"""What residents can consent to, for now: a short fixed list with versioned wording.
+"""The two consents residents could give before topics existed, now the first two topics.
 
-The engagement issue replaces this list with Topics (service, ward, theme) and keeps these
-slugs, so ledger records written now stay meaningful. Changing a purpose's wording means a
-new `wording_version`: the ledger stores the exact text each person was shown, and which
-version it was.
+Their slugs are kept (ledger lines written before topics stay meaningful): the topic loader
+(`ensure_standard_topics`, run by the demo and by a council's set-up) creates a Topic with
+each slug, and from then on they are subscribed to like any other topic. The Purpose list
+stays for the old API (engagement.services.set_portal_consents) and gives the two topics
+translated titles. Changing a purpose's wording means a new `wording_version`: the ledger
+stores the exact text each person was shown, and which version it was.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.utils import translation
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
@@ -53,3 +56,33 @@ def purpose_for(slug: str, channel: str) -> Purpose | None:
         if purpose.key == (slug, channel):
             return purpose
     return None
+
+
+def purpose_title(slug: str) -> str | Promise | None:
+    """The translated title of a fixed purpose's slug, whatever the channel."""
+    for purpose in PURPOSES:
+        if purpose.slug == slug:
+            return purpose.title
+    return None
+
+
+def ensure_standard_topics() -> int:
+    """Create the topics that carry the fixed purposes' slugs (English words in the topic:
+    a topic's wording is what the ledger records). Existing topics are left as the council
+    edited them. Returns how many were created."""
+    from engagement.models import Topic
+
+    created = 0
+    with translation.override("en-gb"):
+        for purpose in PURPOSES:
+            _topic, was_created = Topic.objects.get_or_create(
+                slug=purpose.slug,
+                defaults={
+                    "name": str(purpose.title),
+                    "kind": Topic.Kind.THEME,
+                    "consent_wording": str(purpose.wording),
+                    "consent_wording_version": purpose.wording_version,
+                },
+            )
+            created += was_created
+    return created

@@ -25,8 +25,8 @@ from citizenhub.services.audit import actor_label_for
 from citizenhub.services.erasure import LEGAL_OBLIGATION, ErasureItem
 from citizenhub.services.identity import follow_merges
 from citizenhub.services.timeline import record_timeline_entry
-from engagement.models import ConsentRecord
-from engagement.purposes import PURPOSES, purpose_for
+from engagement.models import ConsentRecord, Subscription, Topic
+from engagement.purposes import PURPOSES, purpose_title
 
 Actor = AbstractBaseUser | AnonymousUser | None
 ConsentKey = tuple[str, str]  # (purpose, channel)
@@ -102,8 +102,7 @@ def record_consent(
             occurred_at=occurred_at or timezone.now(),
             ip_address=_clean_ip(ip_address),
         )
-        known = purpose_for(purpose, channel)
-        title = str(known.title) if known else purpose
+        title = purpose_titles([purpose])[purpose]
         record_timeline_entry(
             citizen=citizen,
             kind=TimelineEntry.Kind.CONSENT,
@@ -119,6 +118,20 @@ def record_consent(
             source=record,
         )
     return record
+
+
+def purpose_titles(slugs: list[str] | set[str]) -> dict[str, str]:
+    """What each purpose slug is called, for people: the fixed purposes' translated titles,
+    else the topic's name, else the slug (a topic removed since). One query."""
+    titles = {slug: slug for slug in slugs}
+    titles.update(
+        Topic.objects.filter(slug__in=[slug for slug in slugs]).values_list("slug", "name")
+    )
+    for slug in slugs:
+        fixed = purpose_title(slug)
+        if fixed:
+            titles[slug] = str(fixed)
+    return titles
 
 
 def current_consents(citizen: Citizen) -> dict[ConsentKey, ConsentRecord]:
@@ -193,12 +206,12 @@ def export_consents(citizen: Citizen) -> dict[str, Any]:
     actions = dict(ConsentRecord.Action.choices)
     bases = dict(ConsentRecord.LawfulBasis.choices)
     channels = dict(ChannelKind.choices)
+    titles = purpose_titles({record.purpose for record in records})
 
     def row(record: ConsentRecord) -> dict[str, Any]:
-        known = purpose_for(record.purpose, record.channel)
         return {
             "date": timezone.localtime(record.occurred_at).isoformat(timespec="seconds"),
-            "purpose": str(known.title) if known else record.purpose,
+            "purpose": titles[record.purpose],
             "channel": str(channels.get(record.channel, record.channel)),
             "action": str(actions.get(record.action, record.action)),
             "lawful_basis": str(bases.get(record.lawful_basis, record.lawful_basis)),
@@ -276,6 +289,25 @@ def erase_consents(citizen: Citizen, *, case: ServiceCase, actor: Actor) -> None
             source=ConsentRecord.Source.STAFF,
             actor=actor,
         )
+
+
+def erasure_plan_subscriptions(citizen: Citizen) -> tuple[list[ErasureItem], list[ErasureItem]]:
+    count = Subscription.objects.filter(citizen=citizen).count()
+    if not count:
+        return [], []
+    return [
+        ErasureItem(
+            key="subscriptions",
+            what=_("Your subscriptions to council updates (they end)"),
+            count=count,
+        )
+    ], []
+
+
+def erase_subscriptions(citizen: Citizen, *, case: ServiceCase, actor: Actor) -> None:
+    """Subscriptions end with the profile: the rows go (the ledger keeps the history, and
+    erase_consents withdraws what was given)."""
+    Subscription.objects.filter(citizen=citizen).delete()
 
 
 # --- Merging profiles ----------------------------------------------------------------------

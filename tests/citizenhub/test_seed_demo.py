@@ -65,7 +65,8 @@ def test_second_run_adds_nothing():
     assert out.getvalue().strip() == (
         "Demo council seeded: 12 wards, 0 residents created, "
         "40 residents already present, 0 timeline entries, 14 demo officers, 0 cases opened, "
-        "0 cases already present, 0 portal accounts created, 9 channels, 6 routing rules, "
+        "0 cases already present, 0 portal accounts created, 21 topics, 3 contact rules, "
+        "0 subscriptions created, 0 consent records created, 9 channels, 6 routing rules, "
         "0 history messages, 0 staff replies."
     )
     assert err.getvalue() == ""  # no progress bar when stderr is not a terminal

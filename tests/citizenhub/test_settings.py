@@ -112,3 +112,13 @@ def test_celery_configuration_reads_back_from_the_configured_app():
     assert route["queue"].name == "default"
     assert "worker-heartbeat" in conf.beat_schedule
     assert conf.beat_schedule["worker-heartbeat"]["task"] in celery_app.tasks
+
+
+def test_deploy_check_refuses_a_missing_site_url(settings):
+    from citizenhub.apps import check_site_url
+
+    settings.SITE_URL = ""
+    [error] = check_site_url()
+    assert error.id == "citizenhub.E002"
+    settings.SITE_URL = "https://citizenhub.example.gov.uk"
+    assert check_site_url() == []

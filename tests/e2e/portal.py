@@ -83,11 +83,6 @@ EXCLUDED: dict[str, str] = {
     "mfa_remove_webauthn": "needs a registered security key (a real WebAuthn credential)",
     "mfa_authenticate": "only exists half-way through signing in: checked as a state while "
     "the resident with an authenticator app signs in",
-    # Issue 7 (engagement) is building these pages now; until then their views answer 404.
-    # Map them in ROUTES (tokens from engagement.tokens) when they are pages.
-    "engagement:preferences": "issue 7, not built yet (placeholder answers 404)",
-    "engagement:unsubscribe": "issue 7, not built yet (placeholder answers 404)",
-    "engagement:confirm": "issue 7, not built yet (placeholder answers 404)",
     "portal:report-done": "shows only the report this browser has just made: checked as a "
     "state after a real report",
 }
@@ -119,6 +114,9 @@ class PortalWorld:
     signed_in_only_service: object  # reporting needs an account
     webform_slug: str
     follow_token: str
+    preference_token: str  # /preferences/<token>/ (no sign-in)
+    unsubscribe_token: str  # /unsubscribe/<token>/ for the newsletter by e-mail
+    confirm_token: str  # /subscriptions/confirm/<token>/ of a waiting subscription
     email_confirmation_key: str
     password_reset_path: str
 
@@ -143,8 +141,11 @@ def build_world() -> PortalWorld:
     from citizenhub.services.citizens import contact_point_add
     from citizenhub.services.report_followers import case_request_follow, follow_token_make
     from citizenhub.services.verification import send_verification_code
-    from engagement.purposes import purpose_for
+    from engagement import tokens
+    from engagement.models import Topic
+    from engagement.purposes import ensure_standard_topics, purpose_for
     from engagement.services import record_consent
+    from engagement.subscriptions import confirm_subscription, subscribe
 
     load_service_catalogue()
     resident = make_resident(email="rhian.evans@example.org")
@@ -233,6 +234,24 @@ def build_world() -> PortalWorld:
         actor=resident,
     )
 
+    # Topics: the newsletter subscribed and confirmed, climate news waiting for confirmation.
+    ensure_standard_topics()
+    newsletter_topic = Topic.objects.get(slug="residents-newsletter")
+    climate = Topic.objects.create(
+        slug="climate-news",
+        name="Climate and nature news",
+        kind=Topic.Kind.THEME,
+        consent_wording="Send me news about climate and nature projects",
+        consent_wording_version="1",
+    )
+    subscription = subscribe(
+        citizen=citizen, topic=newsletter_topic, channel="email", source="portal", actor=resident
+    )
+    confirm_subscription(subscription_id=subscription.pk)
+    waiting = subscribe(
+        citizen=citizen, topic=climate, channel="email", source="portal", actor=resident
+    )
+
     officer = StaffUserFactory(first_name="Priya", last_name="Shah")
     Team.objects.get(slug="highways").members.add(officer)
     audit_record(action="view", target=citizen, actor=officer, reason="Phone call about a case")
@@ -304,6 +323,11 @@ def build_world() -> PortalWorld:
         signed_in_only_service=noise,
         webform_slug=webform.slug,
         follow_token=follow_token,
+        preference_token=tokens.preference_token(citizen.pk),
+        unsubscribe_token=tokens.unsubscribe_token(
+            tokens.UnsubscribeTarget(citizen.pk, newsletter_topic.pk, "email")
+        ),
+        confirm_token=tokens.confirm_token(waiting.pk),
         email_confirmation_key=confirmation_key,
         password_reset_path=reset_path,
     )
@@ -379,6 +403,21 @@ ROUTES: dict[str, Callable[[PortalWorld], list[PageSpec]]] = {
         ("my-messages-thread", reverse("my-messages:thread", args=[w.thread.pk]), RESIDENT)
     ],
     "my-preferences:index": lambda w: [("my-preferences", "/my/preferences/", RESIDENT)],
+    # Links in messages, opened without signing in.
+    "engagement:preferences": lambda w: [
+        (
+            "preferences-by-link",
+            reverse("engagement:preferences", args=[w.preference_token]),
+            SIGNED_OUT,
+        ),
+        ("preferences-bad-link", reverse("engagement:preferences", args=["nope"]), SIGNED_OUT, 404),
+    ],
+    "engagement:unsubscribe": lambda w: [
+        ("unsubscribe", reverse("engagement:unsubscribe", args=[w.unsubscribe_token]), SIGNED_OUT)
+    ],
+    "engagement:confirm": lambda w: [
+        ("confirm-subscription", reverse("engagement:confirm", args=[w.confirm_token]), SIGNED_OUT)
+    ],
     "portal:my-data": lambda w: [("my-data", "/my/data/", RESIDENT)],
     "portal:my-data-export": lambda w: [("my-data-export", "/my/data/export/", RESIDENT)],
     "portal:my-data-views": lambda w: [("my-data-views", "/my/data/views/", RESIDENT)],

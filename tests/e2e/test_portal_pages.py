@@ -14,11 +14,13 @@ all with plain HTML forms.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import pytest
 from django.conf import settings
 from django.contrib.sessions.models import Session
+from django.core import mail
 from django.core.cache import cache
 
 from citizenhub.models import CaseAttachment, CaseEvent, Citizen, ContactPoint, ServiceCase
@@ -344,15 +346,24 @@ def test_every_portal_page_and_the_key_journeys_work_without_javascript(
     ).exists()
     assert "twice as wide" in resident.inner_text("main")
 
-    # Journey: give a consent, then withdraw it.
-    research = "input[name=consents][value='research-panel:email']"
+    # Journey: subscribe (double opt-in: confirmed by the e-mailed link), then unsubscribe.
+    research = "input[name=subscriptions][value='research-panel:email']"
+    form = "main form:has(input[name=subscriptions]) button[type=submit]"
     resident.goto(f"{base}/my/preferences/")
     resident.check(research)
-    submit(resident, resident.locator("main form:has(input[name=consents]) button[type=submit]"))
+    submit(resident, resident.locator(form))
+    assert not has_consent(citizen, "research-panel", "email")  # waiting for the link
+    [link] = [
+        re.search(r"(/subscriptions/confirm/[^\s/]+/)", m.body).group(1)
+        for m in mail.outbox
+        if "/subscriptions/confirm/" in m.body and citizen.user.email in m.to
+    ][-1:]
+    resident.goto(f"{base}{link}")
+    submit(resident, resident.locator("main form button[type=submit]"))
     assert has_consent(citizen, "research-panel", "email")
     resident.goto(f"{base}/my/preferences/")
     resident.uncheck(research)
-    submit(resident, resident.locator("main form:has(input[name=consents]) button[type=submit]"))
+    submit(resident, resident.locator(form))
     assert not has_consent(citizen, "research-panel", "email")
     assert has_consent(citizen, "residents-newsletter", "email")  # untouched
 

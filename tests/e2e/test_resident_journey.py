@@ -20,6 +20,7 @@ from citizenhub.catalogue import load_service_catalogue
 from citizenhub.models import Citizen, ServiceCase
 from citizenhub.services.cases import case_assign, case_transition
 from engagement.models import ConsentRecord
+from engagement.purposes import ensure_standard_topics
 from tests.channels import test_sms
 from tests.e2e.conftest import axe_violations, describe, screenshot
 from tests.factories import StaffUserFactory
@@ -64,6 +65,7 @@ def test_resident_reports_a_problem_and_follows_it_to_resolution(
     page, live_server, notify_channel, fake_notify, tmp_path
 ):
     load_service_catalogue()
+    ensure_standard_topics()
     base = live_server.url
 
     # Sign up, and confirm the address from the link in the e-mail.
@@ -111,9 +113,17 @@ def test_resident_reports_a_problem_and_follows_it_to_resolution(
     citizen.refresh_from_db()
     assert citizen.preferred_channel == "sms"
     page.goto(f"{base}/my/preferences/")
-    page.get_by_label(re.compile("residents’ newsletter", re.I)).check()
+    page.locator("input[name=subscriptions][value='residents-newsletter:email']").check()
     accessible(page, "resident-06-preferences")
     page.get_by_role("button", name="Save my choices").click()
+    page.wait_for_load_state()
+    # Double opt-in: nothing is consented until the link in the e-mail is followed.
+    assert not ConsentRecord.objects.filter(citizen=citizen).exists()
+    confirm_mail = [m for m in mail.outbox if "/subscriptions/confirm/" in m.body][-1]
+    confirm = re.search(r"(/subscriptions/confirm/[^\s/]+/)", confirm_mail.body).group(1)
+    page.goto(f"{base}{confirm}")
+    accessible(page, "resident-06b-confirm-subscription")
+    page.get_by_role("button", name="Confirm").click()
     page.wait_for_load_state()
     assert ConsentRecord.objects.filter(citizen=citizen, action="given").count() == 1
 
