@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from typing import Protocol
 
-from django.utils.translation import gettext, override
+from django.utils.translation import override, pgettext
 
 # A name and the links a message may carry. Link values come from `links`
 # (engagement.tokens builds them per resident); a link the caller did not give becomes "".
@@ -55,7 +55,8 @@ def _name_values(citizen: Addressee) -> dict[str, str]:
     # language rather than the officer's.
     language = getattr(citizen, "preferred_language", "") or "en"
     with override(language):
-        fallback = gettext("resident")
+        # The name in "Dear {given_name}," when none is known: a greeting's form of the word.
+        fallback = pgettext("greeting, when the name is unknown: Dear …", "resident")
     return {
         "given_name": given or fallback,
         "family_name": family,

@@ -370,7 +370,7 @@ def subscribe(
         raise ApplicationError(_("This topic is closed."), code="topic_closed")
     if subscription_address(citizen, channel) is None:
         raise ApplicationError(
-            _("There is no e-mail address or confirmed mobile number to send this to."),
+            _("There is no email address or confirmed mobile number to send this to."),
             code="no_address",
         )
     now = timezone.now()

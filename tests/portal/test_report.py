@@ -454,7 +454,7 @@ def test_an_anonymous_report_with_an_email_attaches_to_nobody_and_sends_one_link
     assert len(mailoutbox) == 1
     message = mailoutbox[0]
     assert message.to == ["Sam.Jones@example.org"]
-    assert message.subject == f"Confirm it is your report to get updates about {case.reference}"
+    assert message.subject == f"Confirm this is your report to get updates about {case.reference}"
     assert "\n" not in message.subject
     assert "http://testserver/report/confirm/" in message.body
     done = client.get("/report/done/").content.decode()

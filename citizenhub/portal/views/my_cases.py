@@ -133,9 +133,9 @@ def case_add_update(request: HttpRequest, reference: str) -> HttpResponse:
         form.add_error(
             None,
             ngettext(
-                "You have added a lot of information in the last hour. Wait %(minutes)s minute "
+                "You have added a lot of information in the last hour. Wait %(minutes)d minute "
                 "and try again.",
-                "You have added a lot of information in the last hour. Wait %(minutes)s "
+                "You have added a lot of information in the last hour. Wait %(minutes)d "
                 "minutes and try again.",
                 max(1, retry_after // 60),
             )

@@ -114,7 +114,7 @@ FIELD_LABELS: dict[str, Any] = {
     "conversations": gettext_lazy("Conversations"),
     "other_messages": gettext_lazy("Other messages"),
     "messages": gettext_lazy("Messages"),
-    "direction": gettext_lazy("Sent or received"),
+    "direction": gettext_lazy("Direction"),
     "subject": gettext_lazy("Subject"),
     "case_reference": gettext_lazy("Case reference"),
     "started": gettext_lazy("Started"),
