@@ -249,6 +249,18 @@ CELERY_TASK_ROUTES = {
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULE = {
+    # Scheduled campaigns start within a minute of their time.
+    "engagement-start-due-campaigns": {
+        "task": "engagement.start_due_campaigns",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    # Texts held for quiet hours go once the quiet hours end.
+    "engagement-release-held-deliveries": {
+        "task": "engagement.release_held_deliveries",
+        "schedule": 300.0,
+        "options": {"expires": 290},
+    },
     # Subscription requests nobody confirmed in time lapse (double opt-in), in runs of 1,000.
     "engagement-expire-pending-subscriptions": {
         "task": "engagement.expire_pending_subscriptions",

@@ -85,3 +85,12 @@ class EngagementConfig(AppConfig):
         citizen_unmerged.connect(
             merging.restore_deliveries_on_unmerge, dispatch_uid="engagement.deliveries.unmerge"
         )
+
+        # E3 (sending): a campaign delivery follows its outbound message (sent, delivered,
+        # failed, bounced, marked as spam) as the channels app reports it.
+        from channels.signals import outbound_status_changed
+        from engagement import sending
+
+        outbound_status_changed.connect(
+            sending.on_outbound_status_changed, dispatch_uid="engagement.sending.follow_outbound"
+        )

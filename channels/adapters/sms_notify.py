@@ -48,6 +48,7 @@ from channels.adapters.sms_base import (
     required_text,
 )
 from channels.models import ChannelConfigError
+from channels.ratelimit import ProviderRateLimited
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -167,7 +168,10 @@ class NotifySmsAdapter(SmsAdapter):
         except APIError as exc:
             # The client reports connection errors and timeouts as status 503.
             message = f"Notify {exc.status_code}: {_error_text(exc)}"
-            if exc.status_code == 429 or exc.status_code >= 500:
+            if exc.status_code == 429:
+                # Not a failure: the text waits its turn (channels.ratelimit).
+                raise ProviderRateLimited(message, retry_after=_rate_limit_wait(exc)) from exc
+            if exc.status_code >= 500:
                 raise TransientChannelError(message) from exc
             raise PermanentSendError(message) from exc
         return SendResult(provider_message_id=str((response or {}).get("id", "")))
@@ -201,6 +205,19 @@ def _provider_id(payload: dict, what: str) -> str:
     if len(value) > MAX_PROVIDER_ID_LENGTH:
         raise WebhookRejected(400, f"{what}: field 'id' is longer than a Notify id")
     return value
+
+
+# Notify's two 429s: RateLimitError (3,000 per rolling minute: room comes back within the
+# minute, back off briefly) and TooManyRequestsError (the service's daily limit: wait long,
+# yet below the broker's visibility timeout so the retry is never delivered twice).
+DAILY_LIMIT_WAIT_SECONDS = 600
+
+
+def _rate_limit_wait(exc: APIError) -> float | None:
+    """Seconds to wait after a 429, or None to back off by how often it happened."""
+    message = exc.message if isinstance(exc.message, list) else []
+    kinds = {item.get("error") for item in message if isinstance(item, dict)}
+    return DAILY_LIMIT_WAIT_SECONDS if "TooManyRequestsError" in kinds else None
 
 
 def _error_text(exc: APIError) -> str:

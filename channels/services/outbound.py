@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,7 +19,18 @@ from channels.adapters import (
     TransientChannelError,
     adapter_for,
 )
+from channels.adapters.email_base import RecipientRefused
 from channels.models import Channel, InboundMessage, OutboundMessage, Thread, ThreadParticipant
+from channels.ratelimit import take_send_token
+from channels.signals import (
+    BOUNCED,
+    COMPLAINED,
+    DELIVERED,
+    FAILED,
+    SENT,
+    OutboundStatusChange,
+    outbound_status_changed,
+)
 from citizenhub.errors import ApplicationError
 from citizenhub.models import ChannelKind, Citizen, ContactPoint, ServiceCase, Team, TimelineEntry
 from citizenhub.services.timeline import record_timeline_entry
@@ -234,7 +246,11 @@ def start_conversation(
 
 
 def _claim_for_sending(outbound_id: int) -> OutboundMessage | None:
-    """Move a queued message to `sending`, or return None if it is not ours to send."""
+    """Move a queued message to `sending`, or return None if it is not ours to send.
+
+    Raises ProviderRateLimited, with nothing changed, when the channel's per-minute budget
+    (channels.ratelimit) has no room: the token is taken only for a message that will
+    really be handed to the provider, under the row lock."""
     with transaction.atomic():
         outbound = (
             OutboundMessage.objects.select_for_update(of=("self",))
@@ -248,6 +264,7 @@ def _claim_for_sending(outbound_id: int) -> OutboundMessage | None:
             outbound.last_error = "Channel is disabled; queued until it is enabled again."
             outbound.save(update_fields=["last_error"])
             return None
+        take_send_token(outbound.channel)
         outbound.status = OutboundMessage.Status.SENDING
         outbound.attempts += 1
         outbound.save(update_fields=["status", "attempts"])
@@ -260,7 +277,9 @@ def send_outbound(*, outbound_id: int) -> str:
     is called, so a redelivered task never sends twice.
 
     Raises TransientChannelError (after putting the message back to `queued`) so the task
-    retries with back-off.
+    retries with back-off; its subclass ProviderRateLimited when the provider (429) or the
+    channel's own per-minute budget says to wait. Every change of status is announced
+    with `outbound_status_changed` in the transaction that writes it.
     """
     outbound = _claim_for_sending(outbound_id)
     if outbound is None:
@@ -275,9 +294,17 @@ def send_outbound(*, outbound_id: int) -> str:
         raise
     except (PermanentSendError, Exception) as exc:
         logger.exception("sending outbound message %s failed", outbound.pk)
-        OutboundMessage.objects.filter(pk=outbound.pk).update(
-            status=OutboundMessage.Status.FAILED, last_error=f"{type(exc).__name__}: {exc}"[:2000]
-        )
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        with transaction.atomic():
+            OutboundMessage.objects.filter(pk=outbound.pk).update(
+                status=OutboundMessage.Status.FAILED, last_error=error
+            )
+            outcome = FAILED
+            if isinstance(exc, RecipientRefused):
+                # The address does not exist: like a bounce, nobody should keep sending there.
+                outcome = BOUNCED
+                _mark_undeliverable(outbound, timezone.now())
+            _announce([OutboundStatusChange(outbound.pk, outcome, error, timezone.now())])
         return "failed"
     with transaction.atomic():
         outbound.status = OutboundMessage.Status.SENT
@@ -299,7 +326,21 @@ def send_outbound(*, outbound_id: int) -> str:
             visibility=TimelineEntry.Visibility.RESIDENT,
             source=outbound,
         )
+        _announce([OutboundStatusChange(outbound.pk, SENT, "", outbound.sent_at)])
     return "sent"
+
+
+def _announce(changes: list[OutboundStatusChange]) -> None:
+    if changes:
+        outbound_status_changed.send(sender=OutboundMessage, changes=changes)
+
+
+def _mark_undeliverable(message: OutboundMessage, when: datetime.datetime) -> None:
+    ContactPoint.objects.filter(
+        citizen_id=message.citizen_id,
+        normalised=message.to_value,
+        undeliverable_at__isnull=True,
+    ).update(undeliverable_at=when)
 
 
 def _channel_failed(channel: Channel, exc: Exception) -> None:
@@ -348,12 +389,15 @@ def record_delivery_reports(*, channel: Channel, reports: list[DeliveryReport]) 
     Receipts for messages we never sent (or sent through another channel) are logged and
     counted, not errors: the provider must get a 2xx or it retries for hours. A permanent
     failure marks the recipient's contact point undeliverable, so nobody keeps sending to a
-    dead number.
+    dead number. A "complaint" (the recipient reported the message as spam) changes nothing
+    here, the message was delivered, but is announced like every change of status
+    (`outbound_status_changed`) for the apps that act on it.
     """
     if not reports:
         return AppliedReports(0, 0)
     by_id = {report.provider_message_id: report for report in reports if report.provider_message_id}
     updated = 0
+    changes: list[OutboundStatusChange] = []
     with transaction.atomic():
         messages = {
             m.provider_message_id: m
@@ -370,23 +414,30 @@ def record_delivery_reports(*, channel: Channel, reports: list[DeliveryReport]) 
                     channel.slug,
                 )
                 continue
+            when = report.occurred_at or timezone.now()
+            if report.status == "complaint":
+                # Comes after delivery, whatever the message's state; the receivers keep
+                # it once (a repeated report finds the delivery already marked).
+                changes.append(OutboundStatusChange(message.pk, COMPLAINED, report.detail, when))
+                updated += 1
+                continue
             if message.status in _FINAL:
                 continue
-            when = report.occurred_at or timezone.now()
             if report.status == "delivered":
                 message.status = OutboundMessage.Status.DELIVERED
                 message.delivered_at = when
+                changes.append(OutboundStatusChange(message.pk, DELIVERED, report.detail, when))
             elif report.status in ("permanent_failure", "technical_failure"):
                 message.status = OutboundMessage.Status.FAILED
                 message.last_error = f"{report.status}: {report.detail}"[:2000]
+                outcome = FAILED
                 if report.status == "permanent_failure":
-                    ContactPoint.objects.filter(
-                        citizen_id=message.citizen_id,
-                        normalised=message.to_value,
-                        undeliverable_at__isnull=True,
-                    ).update(undeliverable_at=when)
+                    outcome = BOUNCED
+                    _mark_undeliverable(message, when)
+                changes.append(OutboundStatusChange(message.pk, outcome, report.detail, when))
             else:  # temporary failure: the provider keeps trying; note it
                 message.last_error = f"{report.status}: {report.detail}"[:2000]
             message.save(update_fields=["status", "delivered_at", "last_error"])
             updated += 1
+        _announce(changes)
     return AppliedReports(updated, len(by_id) - updated)

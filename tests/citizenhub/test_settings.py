@@ -111,7 +111,16 @@ def test_celery_configuration_reads_back_from_the_configured_app():
     route = celery_app.amqp.router.route({}, "citizenhub.record_timeline_entry")
     assert route["queue"].name == "default"
     assert "worker-heartbeat" in conf.beat_schedule
-    assert conf.beat_schedule["worker-heartbeat"]["task"] in celery_app.tasks
+    # Every scheduled task exists: a typo in a beat entry would silently never run.
+    unknown = {
+        name: entry["task"]
+        for name, entry in conf.beat_schedule.items()
+        if entry["task"] not in celery_app.tasks
+    }
+    assert unknown == {}
+    assert {"engagement-start-due-campaigns", "engagement-release-held-deliveries"} <= set(
+        conf.beat_schedule
+    )
 
 
 def test_deploy_check_refuses_a_missing_site_url(settings):
