@@ -1,16 +1,19 @@
 """REST endpoints for topics, subscriptions, the consent ledger and campaigns.
 
-For council systems with staff tokens. Reads need a staff account (the consent ledger also
-the role that may read consents, as on the citizen 360); writes need the model permission
-of what they write. Subscriptions go through the double opt-in of engagement.subscriptions:
-the API can ask for one, never make it active. The ledger is append-only here too: records
-are added, never changed or deleted (405).
+For council systems with staff tokens. Every call needs a staff account. Topics are readable
+by any staff role; a resident's subscriptions and consents only by the roles that see them on
+the citizen 360 (their model's view permission), and each read of one resident's is
+recorded in the audit log; campaigns by the roles that see the staff campaign pages. Writes
+need the model permission of what they write. Subscriptions go through the double opt-in of
+engagement.subscriptions: the API can ask for one, never make it active. The ledger is
+append-only here too: records are added, never changed or deleted (405).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from typing import Any
+from uuid import UUID
 
 import django_filters
 from django.db.models import Count, Prefetch, Q, QuerySet
@@ -37,6 +40,7 @@ from engagement import services as consent_services
 from engagement import subscriptions
 from engagement.api import serializers as s
 from engagement.api import topic_services
+from engagement.campaigns import may_view_campaigns
 from engagement.models import (
     Campaign,
     CampaignResponse,
@@ -66,6 +70,34 @@ class EngagementPermission(BasePermission):
     def has_permission(self, request: Request, view: Any) -> bool:
         needed = getattr(view, "required_permissions", {}).get(view.action, ())
         return request.user.has_perms(needed)
+
+
+class MayViewCampaigns(BasePermission):
+    """The rule of the staff campaign pages: the campaign view permission, or a supervisor
+    (who approves campaigns without writing them)."""
+
+    message = "Your role does not allow this; ask for the comms officer role."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return may_view_campaigns(request.user)
+
+
+def _audit_read(request: Request, citizen: Citizen, what: str) -> None:
+    """A staff read of one resident's engagement data, for "who viewed my record", as the
+    citizen 360 records its reads."""
+    audit_record(
+        action=AuditEvent.Action.VIEW,
+        target=citizen,
+        actor=request.user,
+        reason=f"API read of {what}",
+    )
+
+
+def _resident_by_public_id(public_id: Any) -> Citizen | None:
+    """The live profile a public id names (a merged profile's id answers for the profile it
+    was merged into), or None when no resident has it."""
+    citizen = Citizen.objects.filter(public_id=public_id).first()
+    return None if citizen is None else follow_merges(citizen)
 
 
 # --- Shared schema parts -------------------------------------------------------------------
@@ -218,7 +250,9 @@ class TopicViewSet(
 
 class SubscriptionFilter(django_filters.FilterSet):
     citizen = django_filters.UUIDFilter(
-        field_name="citizen__public_id", label="The resident's public id"
+        method="filter_citizen",
+        label="The resident's public id (a merged profile's id answers for the profile it "
+        "was merged into)",
     )
     topic = django_filters.CharFilter(field_name="topic__slug", max_length=64, label="Topic slug")
     status = django_filters.MultipleChoiceFilter(choices=Subscription.Status.choices)
@@ -228,6 +262,12 @@ class SubscriptionFilter(django_filters.FilterSet):
         model = Subscription
         fields = ["citizen", "topic", "status", "channel"]
 
+    def filter_citizen(
+        self, queryset: QuerySet[Subscription], name: str, value: UUID
+    ) -> QuerySet[Subscription]:
+        citizen = _resident_by_public_id(value)
+        return queryset.none() if citizen is None else queryset.filter(citizen=citizen)
+
 
 class IdPagination(KeysetPagination):
     ordering = ("-id",)
@@ -236,17 +276,23 @@ class IdPagination(KeysetPagination):
 SUBSCRIPTION_ID = OpenApiParameter(
     "id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The subscription's id."
 )
+# What someone hears about can be sensitive (bereavement support, adult social care): the
+# same permission as the Subscriptions panel of the citizen 360.
+SUBSCRIPTION_READ = ("engagement.view_subscription",)
 
 
 @extend_schema_view(
     list=extend_schema(
         summary="List subscriptions",
         description="Newest first, keyset-paginated; filter by resident, topic, status and "
-        "channel.",
+        "channel. Needs the role that may read subscriptions (as on the citizen 360); a "
+        "read filtered by a resident is recorded in the audit log.",
         responses={200: s.SubscriptionSerializer(many=True), **ERRORS},
     ),
     retrieve=extend_schema(
         summary="Get one subscription",
+        description="Needs the role that may read subscriptions; every read is recorded in "
+        "the audit log.",
         parameters=[SUBSCRIPTION_ID],
         responses={200: s.SubscriptionSerializer, **ERRORS, **_not_found("subscription")},
     ),
@@ -261,12 +307,30 @@ class SubscriptionViewSet(
     filterset_class = SubscriptionFilter
     permission_classes = [IsCouncilStaff, EngagementPermission]
     required_permissions = {
+        "list": SUBSCRIPTION_READ,
+        "retrieve": SUBSCRIPTION_READ,
         "create": ("engagement.add_subscription",),
         "unsubscribe": ("engagement.change_subscription",),
     }
 
     def get_queryset(self) -> QuerySet[Subscription]:
         return Subscription.objects.select_related("citizen", "topic")
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        queryset = self.filter_queryset(self.get_queryset())  # a bad filter is 400 here
+        # Filters are valid by now, so `citizen` is absent or a well-formed id. Lists not
+        # filtered by a resident are audience work on many people; not audited per person.
+        if request.query_params.get("citizen"):
+            citizen = _resident_by_public_id(request.query_params["citizen"])
+            if citizen is not None:
+                _audit_read(request, citizen, "subscriptions")
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        subscription = self.get_object()
+        _audit_read(request, subscription.citizen, f"subscription {subscription.pk}")
+        return Response(self.get_serializer(subscription).data)
 
     def _shown(self, subscription: Subscription, code: int = status.HTTP_200_OK) -> Response:
         reloaded = self.get_queryset().get(pk=subscription.pk)
@@ -382,14 +446,6 @@ class ConsentViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     def get_queryset(self) -> QuerySet[ConsentRecord]:
         return ConsentRecord.objects.select_related("citizen")
 
-    def _audit_read(self, citizen: Citizen, what: str) -> None:
-        audit_record(
-            action=AuditEvent.Action.VIEW,
-            target=citizen,
-            actor=self.request.user,
-            reason=f"API read of {what}",
-        )
-
     @extend_schema(
         summary="A resident's consents: the state now and the ledger",
         description="`current` is the latest record of each purpose and channel; `results` "
@@ -410,7 +466,7 @@ class ConsentViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         query = ConsentQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         citizen = follow_merges(query.validated_data["citizen"])
-        self._audit_read(citizen, "consents")
+        _audit_read(request, citizen, "consents")
         current = sorted(
             consent_services.current_consents(citizen).values(),
             key=lambda record: (record.purpose, record.channel),
@@ -429,7 +485,7 @@ class ConsentViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         record = self.get_object()
-        self._audit_read(record.citizen, f"consent record {record.pk}")
+        _audit_read(request, record.citizen, f"consent record {record.pk}")
         return Response(self.get_serializer(record).data)
 
     @extend_schema(
@@ -485,9 +541,11 @@ class CampaignFilter(django_filters.FilterSet):
 
 class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Bulletins and campaigns, with their deliveries counted by status. Read-only: campaigns
-    are written, approved and sent on the staff pages (four eyes)."""
+    are written, approved and sent on the staff pages (four eyes), and read by the same roles
+    as those pages."""
 
     serializer_class = s.CampaignSerializer
+    permission_classes = [IsCouncilStaff, MayViewCampaigns]
     pagination_class = IdPagination
     filterset_class = CampaignFilter
 
@@ -523,7 +581,9 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     @extend_schema(
         summary="List campaigns",
-        description="Newest first, keyset-paginated, with delivery counts by status.",
+        description="Newest first, keyset-paginated, with delivery counts by status. Needs "
+        "the role that may see the staff campaign pages (comms officers, supervisors, "
+        "administrators).",
         responses={200: s.CampaignSerializer(many=True), **ERRORS},
     )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -534,7 +594,8 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @extend_schema(
         summary="Get one campaign",
         description="Its status, schedule and deliveries counted by status (`suppressed` "
-        "ones were stopped by a contact rule; `held` wait for quiet hours to end).",
+        "ones were stopped by a contact rule; `held` wait for quiet hours to end). Needs the "
+        "same role as the list.",
         parameters=[OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)],
         responses={200: s.CampaignSerializer, **ERRORS, **_not_found("campaign")},
     )
