@@ -255,6 +255,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    # Campaigns whose send task was lost (worker died, publish lost, SITE_URL fixed later)
+    # carry on.
+    "engagement-resume-stalled-campaigns": {
+        "task": "engagement.resume_stalled_campaigns",
+        "schedule": 300.0,
+        "options": {"expires": 290},
+    },
     # Texts held for quiet hours go once the quiet hours end.
     "engagement-release-held-deliveries": {
         "task": "engagement.release_held_deliveries",

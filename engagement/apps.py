@@ -45,6 +45,14 @@ class EngagementConfig(AppConfig):
             mobilisation.on_inbound_messages_processed,
             dispatch_uid="engagement.mobilisation.responses",
         )
+        # Opt-out fixes: a resident texting STOP (UNSUBSCRIBE, STOPIO, …) stops every
+        # non-essential text message (engagement.stop_words).
+        from engagement import stop_words
+
+        inbound_messages_processed.connect(
+            stop_words.on_inbound_messages_processed,
+            dispatch_uid="engagement.stop_words.opt_out",
+        )
 
         # E1 (subscriptions): one subscription per topic and channel survives a merge, and
         # never as consent where either profile opted out; unmerging gives the duplicate

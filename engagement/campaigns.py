@@ -42,7 +42,12 @@ from citizenhub.ratelimit import HourlyLimit
 from citizenhub.services.audit import audit_record
 from citizenhub.staff.access import SUPERVISOR, user_in_group
 from engagement.models import Campaign, MessageClass, Topic
-from engagement.personalise import PLACEHOLDERS, personalise, unknown_placeholders
+from engagement.personalise import (
+    PLACEHOLDERS,
+    personalise,
+    placeholders_in,
+    unknown_placeholders,
+)
 from engagement.sms_segments import SmsLength, sms_length, sms_length_problem
 from engagement.tokens import absolute
 
@@ -287,6 +292,17 @@ def campaign_readiness(campaign: Campaign) -> Readiness:
             too_long = sms_length_problem(sms_length_of(campaign))
             if too_long:
                 problems.append(too_long)
+            # PECR: every marketing message offers a simple way to refuse. E-mail gets a
+            # footer and List-Unsubscribe automatically; a text gets nothing added (a link
+            # adds a segment), so the officer must place it.
+            if campaign.message_class != MessageClass.ESSENTIAL and (
+                "unsubscribe_url" not in placeholders_in(campaign.sms_text)
+            ):
+                problems.append(
+                    "The text message must let residents opt out: add {{ unsubscribe_url }} "
+                    "(for example “Stop these texts: {{ unsubscribe_url }}”). Only essential "
+                    "service messages may leave it out."
+                )
     if campaign.asks_response is False and campaign.response_keyword:
         problems.append("A reply keyword is set but the campaign does not ask for replies.")
     # Only essential messages may go to everyone in a segment; the rest need subscribers.
@@ -709,8 +725,10 @@ def campaign_test_send(
         if not campaign.sms_text:
             raise ValidationError({"channel": "Write the text message first."})
         destination = normalise_phone(to_phone, field="to_phone").normalised
+        # Removed numbers too: a number a resident took off their record is still theirs
+        # (or passed to someone else), never an officer's test phone.
         if ContactPoint.objects.filter(
-            kind=ContactPoint.Kind.PHONE, normalised=destination, removed_at__isnull=True
+            kind=ContactPoint.Kind.PHONE, normalised=destination
         ).exists():
             raise ValidationError(
                 {

@@ -9,9 +9,9 @@ The audience depends on the message class (PECR, UK GDPR):
 - promotional: the same, and their latest consent line for the topic (slug) and channel must
   be "given";
 - essential: everyone affected, whatever their preferences: with topics, everyone who
-  confirmed a subscription to one of them (active or since unsubscribed; a pending one was
-  never confirmed, so it is not evidence the person is affected); without topics, every
-  citizen matching the segment. Each campaign channel they can be reached on.
+  confirmed a subscription to one of them (active or since unsubscribed; a pending or
+  lapsed one was never confirmed, so it is not evidence the person is affected); without
+  topics, every citizen matching the segment. Each campaign channel they can be reached on.
 
 Pending subscriptions never receive anything. Without topics, informational and
 promotional campaigns reach nobody. All classes are narrowed by the segment (ward of the
@@ -148,12 +148,15 @@ def _members_sql(campaign: Campaign, channels: list[str], params: SqlParams) -> 
                 f"SELECT c0.id AS citizen_id, ch.channel AS channel"
                 f" FROM {quote(Citizen)} c0 CROSS JOIN ({channel_rows}) ch"
             )
-        confirmed = (Subscription.Status.ACTIVE, Subscription.Status.UNSUBSCRIBED)
+        # Active, or unsubscribed after being confirmed: UNSUBSCRIBED also covers requests
+        # that lapsed unconfirmed, which are no evidence the person is affected.
         return (
             "SELECT DISTINCT s.citizen_id AS citizen_id, ch.channel AS channel"
             f" FROM {quote(Subscription)} s CROSS JOIN ({channel_rows}) ch"
             f" WHERE s.topic_id IN ({campaign_topics})"
-            f" AND s.status IN ({params.in_list(confirmed)})"
+            f" AND (s.status = {params.add(Subscription.Status.ACTIVE)}"
+            f" OR (s.status = {params.add(Subscription.Status.UNSUBSCRIBED)}"
+            " AND s.confirmed_at IS NOT NULL))"
         )
     if not has_topics:
         return None

@@ -9,6 +9,7 @@ A processed inbound message from a resident who received such a campaign counts 
 - or carries the campaign's reply keyword as a word, on any channel.
 Only campaigns that started within ENGAGEMENT_RESPONSE_WINDOW_DAYS are considered, and an
 inbound message answers at most one campaign (CampaignResponse.inbound_message_id is unique).
+A stop word ("STOP", engagement.stop_words) is an opt-out, never an answer.
 
 The receiver runs inside the ingest transaction (channels.services.ingest sends
 inbound_messages_processed there): it costs one query when no campaign is collecting
@@ -30,6 +31,7 @@ from django.utils import timezone
 
 from channels.models import InboundMessage, OutboundMessage
 from engagement.models import Campaign, CampaignResponse, Delivery
+from engagement.stop_words import is_stop_message
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +138,8 @@ def match_responses(message_ids: Collection[int]) -> list[CampaignResponse]:
     for message in messages:
         if message.pk in already or message.citizen_id not in received:
             continue
+        if is_stop_message(message.body_text):
+            continue  # an opt-out (engagement.stop_words), not an answer to the campaign
         campaign_id = _answered_campaign(
             message, received[message.citizen_id], campaigns, last_texts.get(message.pk)
         )

@@ -13,6 +13,11 @@ Python. Rules are tried in a fixed order and the first that matches decides:
    inside them: held, and released by release_held_deliveries() once they end.
 
 Suppressions come before the hold, so a held message is one that may really go later.
+
+Sending (engagement.sending) asks again, batch by batch, just before messages are built:
+residents change their minds and open cases between the fan-out and the send (a text held
+overnight, the last batches of a big campaign). It reuses the consent predicate
+(`consent_allows_sql`), the sensitive-case holds of `rules_sql` and `quiet_hours_in_force`.
 """
 
 # Statements are built from fixed SQL and table names from the models; every value is a
@@ -31,7 +36,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from citizenhub.models import ChannelKind, Service, ServiceCase
-from engagement.models import Campaign, ContactRule, Delivery, MessageClass
+from engagement.models import Campaign, ConsentRecord, ContactRule, Delivery, MessageClass
 
 DO_NOT_CONTACT_REASON = "Asked not to be contacted"
 
@@ -82,6 +87,34 @@ def quote(model: Any) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
+def subquery_fence() -> str:
+    """Keeps a subquery from being merged into the query around it, so a column computed
+    once by a subquery is not evaluated again at every mention (PostgreSQL inlines them)."""
+    return "OFFSET 0" if connection.vendor == "postgresql" else "LIMIT -1 OFFSET 0"
+
+
+def latest_consent_sql(*, citizen: str, purpose: str, channel: str) -> str:
+    """The action ('given', 'withdrawn', or '' when none) of the latest consent line for
+    the citizen, purpose (a topic slug) and channel named by the SQL expressions given."""
+    return (
+        f"COALESCE((SELECT cr.action FROM {quote(ConsentRecord)} cr"
+        f" WHERE cr.citizen_id = {citizen} AND cr.purpose = {purpose} AND cr.channel = {channel}"
+        " ORDER BY cr.occurred_at DESC, cr.id DESC LIMIT 1), '')"
+    )
+
+
+def consent_allows_sql(
+    message_class: str, *, citizen: str, purpose: str, channel: str, params: SqlParams
+) -> str:
+    """The ledger's condition for a non-essential message (PECR): promotional needs the
+    latest line to be "given"; informational needs it not to be "withdrawn" (a withdrawal
+    recorded elsewhere, on erasure or a merge, wins over a subscription left active)."""
+    latest = latest_consent_sql(citizen=citizen, purpose=purpose, channel=channel)
+    if message_class == MessageClass.PROMOTIONAL:
+        return f"{latest} = {params.add(ConsentRecord.Action.GIVEN)}"
+    return f"{latest} <> {params.add(ConsentRecord.Action.WITHDRAWN)}"
+
+
 def enabled_rules() -> list[ContactRule]:
     """The enabled rules that can match anything, in evaluation order."""
     rules = [rule for rule in ContactRule.objects.filter(enabled=True) if _is_complete(rule)]
@@ -121,6 +154,24 @@ def quiet_hours_in_effect(rule: ContactRule, now: datetime.datetime) -> bool:
     if start < end:
         return start <= clock < end
     return clock >= start or clock < end
+
+
+def quiet_hours_in_force(
+    now: datetime.datetime, channel: str, *, rules: Sequence[ContactRule] | None = None
+) -> ContactRule | None:
+    """The enabled quiet-hours rule that keeps non-essential messages on `channel` back at
+    `now` (the first, in evaluation order), or None. `rules`: the enabled rules, when the
+    caller has them already (enabled_rules()), saving a query."""
+    for rule in enabled_rules() if rules is None else rules:
+        if (
+            rule.kind == ContactRule.Kind.QUIET_HOURS
+            and rule.enabled
+            and _is_complete(rule)
+            and channel in rule_channels(rule)
+            and quiet_hours_in_effect(rule, now)
+        ):
+            return rule
+    return None
 
 
 def quiet_hours_reason(rule: ContactRule) -> str:

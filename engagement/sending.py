@@ -13,6 +13,19 @@ delivered, failed, bounced, marked as spam) as the channels app reports it.
   `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058), an HTML alternative when
   the campaign has one, and a footer with the unsubscribe and preference links when the
   officer's text has no `{{ unsubscribe_url }}` of its own.
+- Just before a batch's messages are built, its deliveries are checked again, set-based
+  (one statement per batch): residents change their minds between the fan-out and the send
+  (a text held overnight, the last batches of a big campaign). A non-essential delivery is
+  SUPPRESSED, with the reason, when the profile was erased or merged away, the resident no
+  longer has an ACTIVE subscription to one of the campaign's topics on the channel, the
+  ledger's latest line for it is a withdrawal (promotional: is not "given"), they asked not
+  to be contacted, or they now have an open case a sensitive-case hold names; it is HELD
+  while quiet hours are in force on its channel (release_held_deliveries lets it go later).
+  An essential delivery is only checked for a live profile and a deliverable address.
+  Frequency caps are the fan-out's alone (counted again now, they would count this very
+  campaign's later batches against it). Messages already handed to the outbound queue are
+  not recalled; `suppress_unsent_deliveries` is how unsubscribing and erasure stop the
+  rest at once.
 - Content is the campaign's single language (campaigns have one version of each text for
   now); only the footer and the "resident" greeting fallback follow the resident's
   preferred language.
@@ -22,6 +35,10 @@ delivered, failed, bounced, marked as spam) as the channels app reports it.
   (engagement.subscriptions.unsubscribe). When nothing of a campaign is left to send, the
   campaign is SENT.
 """
+
+# Statements are built from fixed SQL and table names from the models; every value is a
+# bound parameter (rules.SqlParams), so nothing a user typed is formatted into SQL.
+# ruff: noqa: S608
 
 from __future__ import annotations
 
@@ -33,7 +50,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import make_msgid
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.html import escape, strip_tags
 from django.utils.translation import gettext, override
@@ -48,8 +66,27 @@ from channels.signals import (
     OutboundStatusChange,
 )
 from citizenhub.models import ChannelKind, Citizen
-from engagement.models import Campaign, ConsentRecord, Delivery, Subscription
+from engagement.models import (
+    Campaign,
+    ConsentRecord,
+    ContactRule,
+    Delivery,
+    MessageClass,
+    Subscription,
+    Topic,
+)
 from engagement.personalise import personalise
+from engagement.rules import (
+    DO_NOT_CONTACT_REASON,
+    SqlParams,
+    consent_allows_sql,
+    enabled_rules,
+    quiet_hours_in_force,
+    quiet_hours_reason,
+    quote,
+    rules_sql,
+    subquery_fence,
+)
 from engagement.tokens import UnsubscribeTarget, preferences_url, unsubscribe_url
 
 logger = logging.getLogger(__name__)
@@ -86,6 +123,13 @@ _FOLLOW: dict[str, tuple[str, tuple[str, ...]]] = {
         (Delivery.Status.QUEUED, Delivery.Status.SENT, Delivery.Status.DELIVERED),
     ),
 }
+# Why a delivery written at the fan-out was not sent after all (staff read these on the
+# citizen 360 and in the campaign's analytics).
+NOT_LIVE_REASON = "The profile was erased or merged before sending"
+UNSUBSCRIBED_REASON = "Unsubscribed before sending"
+CONSENT_WITHDRAWN_REASON = "Consent withdrawn before sending"
+# Deliveries not yet handed to the outbound queue, which a change of mind can still stop.
+UNSENT = (Delivery.Status.PENDING, Delivery.Status.HELD)
 COMPLAINT_WORDING = (
     "Reported our message as spam to their e-mail provider; treated as a request to stop "
     "receiving these messages."
@@ -189,13 +233,19 @@ _CONTENT = {ChannelKind.EMAIL: email_content, ChannelKind.SMS: sms_content}
 
 
 def queue_deliveries(
-    *, campaign: Campaign, batch_size: int = DEFAULT_BATCH_SIZE, max_batches: int | None = None
+    *,
+    campaign: Campaign,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    max_batches: int | None = None,
+    now: datetime.datetime | None = None,
 ) -> int:
     """Turn the campaign's PENDING deliveries into queued outbound messages, `batch_size` at
     a time, each batch in its own transaction; sending starts as each batch commits.
-    Returns how many were queued (deliveries that cannot be sent are marked FAILED with the
-    reason and not counted). Only a campaign that is SENDING is queued; `max_batches` bounds
-    one run (the task runs again for the rest)."""
+    Returns how many were queued. Each batch is checked again first (module docstring):
+    deliveries that may no longer go are SUPPRESSED or HELD with the reason, those that
+    cannot be sent are FAILED with it; none of these is counted. Only a campaign that is
+    SENDING is queued; `max_batches` bounds one run (the task runs again for the rest).
+    `now` (tests) fixes the clock the quiet hours are read against."""
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     if not str(getattr(settings, "SITE_URL", "")).startswith(("https://", "http://")):
@@ -206,7 +256,7 @@ def queue_deliveries(
     batches = 0
     accounts = {kind: sending_channel(kind) for kind in _CONTENT}
     while max_batches is None or batches < max_batches:
-        done, taken = _queue_batch(campaign.pk, accounts, batch_size)
+        done, taken = _queue_batch(campaign.pk, accounts, batch_size, now or timezone.now())
         queued += done
         batches += 1
         if taken < batch_size:
@@ -216,7 +266,10 @@ def queue_deliveries(
 
 
 def _queue_batch(
-    campaign_id: int, accounts: dict[str, Channel | None], batch_size: int
+    campaign_id: int,
+    accounts: dict[str, Channel | None],
+    batch_size: int,
+    now: datetime.datetime,
 ) -> tuple[int, int]:
     """One batch: (deliveries queued, deliveries taken)."""
     with transaction.atomic():
@@ -231,11 +284,11 @@ def _queue_batch(
         )
         if not deliveries:
             return 0, 0
-        topics = _unsubscribe_topics(campaign, deliveries)
-        now = timezone.now()
+        cleared = _check_again(campaign, deliveries, now)
+        topics = _unsubscribe_topics(campaign, cleared)
         messages: list[OutboundMessage] = []
         queued: list[Delivery] = []
-        for delivery in deliveries:
+        for delivery in cleared:
             message = _message_for(delivery, campaign, accounts, topics, now)
             if message is None:
                 continue
@@ -247,13 +300,206 @@ def _queue_batch(
             delivery.outbound = message
             delivery.to_value = message.to_value
         Delivery.objects.bulk_update(
-            deliveries, ["status", "outbound", "to_value", "reason", "finished_at"]
+            deliveries, ["status", "outbound", "to_value", "rule", "reason", "finished_at"]
         )
         by_channel: dict[int, list[int]] = {}
         for message in messages:
             by_channel.setdefault(message.channel_id, []).append(message.pk)
         transaction.on_commit(lambda: _enqueue_sending(by_channel.values()))
     return len(messages), len(deliveries)
+
+
+# --- Checking again at sending time -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _SendTimeState:
+    """What the database says now about one delivery of a non-essential campaign."""
+
+    subscribed: bool
+    consenting: bool
+    hold_rule_id: int | None
+    hold_reason: str
+
+
+def _withhold(
+    delivery: Delivery,
+    status: str,
+    reason: str,
+    now: datetime.datetime,
+    rule_id: int | None = None,
+) -> None:
+    delivery.status = status
+    delivery.rule_id = rule_id
+    delivery.reason = reason[:300]
+    # A held delivery is not finished: it goes once the quiet hours end.
+    delivery.finished_at = now if status == Delivery.Status.SUPPRESSED else None
+
+
+def _check_again(
+    campaign: Campaign, deliveries: Sequence[Delivery], now: datetime.datetime
+) -> list[Delivery]:
+    """The deliveries of the batch that may still go now; the others are SUPPRESSED or
+    HELD (in memory: the batch's bulk_update writes them). The first reason that applies
+    is recorded, as the fan-out does: the profile, the subscription, the ledger,
+    do-not-contact, sensitive-case holds, then quiet hours."""
+    essential = campaign.message_class == MessageClass.ESSENTIAL
+    if essential:
+        states: dict[int, _SendTimeState] = {}
+        rules: list[ContactRule] = []
+    else:
+        rules = enabled_rules()
+        states = _send_time_states(campaign, deliveries, rules, now)
+    quiet: dict[str, ContactRule | None] = {}
+    cleared = []
+    for delivery in deliveries:
+        if not delivery.citizen.is_live:
+            _withhold(delivery, Delivery.Status.SUPPRESSED, NOT_LIVE_REASON, now)
+            continue
+        if essential:
+            cleared.append(delivery)
+            continue
+        state = states[delivery.pk]
+        if not state.subscribed:
+            _withhold(delivery, Delivery.Status.SUPPRESSED, UNSUBSCRIBED_REASON, now)
+        elif not state.consenting:
+            _withhold(delivery, Delivery.Status.SUPPRESSED, CONSENT_WITHDRAWN_REASON, now)
+        elif delivery.citizen.do_not_contact:
+            _withhold(delivery, Delivery.Status.SUPPRESSED, DO_NOT_CONTACT_REASON, now)
+        elif state.hold_rule_id is not None:
+            _withhold(
+                delivery,
+                Delivery.Status.SUPPRESSED,
+                state.hold_reason,
+                now,
+                rule_id=state.hold_rule_id,
+            )
+        else:
+            if delivery.channel not in quiet:
+                quiet[delivery.channel] = quiet_hours_in_force(now, delivery.channel, rules=rules)
+            rule = quiet[delivery.channel]
+            if rule is not None:
+                _withhold(
+                    delivery, Delivery.Status.HELD, quiet_hours_reason(rule), now, rule_id=rule.pk
+                )
+            else:
+                cleared.append(delivery)
+    return cleared
+
+
+def _send_time_states(
+    campaign: Campaign,
+    deliveries: Sequence[Delivery],
+    rules: Sequence[ContactRule],
+    now: datetime.datetime,
+) -> dict[int, _SendTimeState]:
+    """Subscription, consent and sensitive-case holds for the whole batch in one statement,
+    with the fan-out's predicates: an ACTIVE subscription to one of the campaign's topics
+    on the delivery's channel; one such whose topic's latest ledger line allows the message
+    class; the first sensitive-case hold that matches, with its reason."""
+    params = SqlParams()
+    campaign_topics = (
+        f"SELECT ct.topic_id FROM {quote(Campaign.topics.through)} ct"
+        f" WHERE ct.campaign_id = {params.add(campaign.pk)}"
+    )
+    subscribed = (
+        "s.citizen_id = d.citizen_id AND s.channel = d.channel"
+        f" AND s.status = {params.add(Subscription.Status.ACTIVE)}"
+        f" AND s.topic_id IN ({campaign_topics})"
+    )
+    consent = consent_allows_sql(
+        campaign.message_class,
+        citizen="s.citizen_id",
+        purpose="t.slug",
+        channel="s.channel",
+        params=params,
+    )
+    holds = rules_sql(
+        rules=[rule for rule in rules if rule.kind == ContactRule.Kind.SENSITIVE_CASE_HOLD],
+        campaign_id=campaign.pk,
+        now=now,
+        params=params,
+    )
+    if holds.verdicts:
+        hold_rule = " ".join(
+            f"WHEN {condition} THEN {params.add(rule_id)}"
+            for condition, _status, rule_id, _reason in holds.verdicts
+        )
+        hold_reason = " ".join(
+            f"WHEN {condition} THEN {reason}"
+            for condition, _status, _rule_id, reason in holds.verdicts
+        )
+        hold = f"CASE {hold_rule} ELSE NULL END, CASE {hold_reason} ELSE '' END"
+    else:
+        hold = "NULL, ''"
+    columns = "".join(f", {column}" for column in holds.columns)
+    ids = params.in_list([delivery.pk for delivery in deliveries])
+    statement = (
+        f"SELECT w.id, w.subscribed, w.consenting, {hold}"
+        # The rules' columns read alias a, their conditions alias w (as in the fan-out).
+        f" FROM (SELECT a.*{columns} FROM ("
+        "SELECT d.id AS id, d.citizen_id AS citizen_id, d.channel AS channel,"
+        f" EXISTS (SELECT 1 FROM {quote(Subscription)} s WHERE {subscribed}) AS subscribed,"
+        f" EXISTS (SELECT 1 FROM {quote(Subscription)} s"
+        f" JOIN {quote(Topic)} t ON t.id = s.topic_id"
+        f" WHERE {subscribed} AND {consent}) AS consenting"
+        f" FROM {quote(Delivery)} d WHERE d.id IN ({ids})"
+        f") a {subquery_fence()}) w"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return {
+            delivery_id: _SendTimeState(bool(subscribed_now), bool(consenting), rule_id, reason)
+            for delivery_id, subscribed_now, consenting, rule_id, reason in cursor.fetchall()
+        }
+
+
+def suppress_unsent_deliveries(
+    *,
+    citizen_id: int,
+    channel: str,
+    topic_ids: Iterable[int] | None = None,
+    reason: str,
+) -> int:
+    """Stop the resident's not-yet-queued (PENDING or HELD) deliveries of non-essential
+    campaigns on `channel`, now: they become SUPPRESSED with `reason`. One UPDATE; returns
+    how many. With `topic_ids` (an unsubscribe from some topics), only campaigns about one
+    of those topics, and only where the resident has no ACTIVE subscription left on the
+    channel to another of the campaign's topics: call it after the subscriptions changed,
+    in the same transaction. Without (erasure, "stop everything on this channel"), every
+    non-essential campaign. Deliveries already queued are the outbound queue's; sending
+    checks every batch again anyway, so this is the prompt path, not the only one."""
+    unsent = Delivery.objects.filter(
+        citizen_id=citizen_id,
+        channel=channel,
+        status__in=UNSENT,
+        # Subqueries, not joins, so the UPDATE is a single-table statement whose WHERE
+        # PostgreSQL checks again on a row a concurrent batch has just queued.
+        campaign_id__in=Campaign.objects.exclude(message_class=MessageClass.ESSENTIAL).values("pk"),
+    )
+    if topic_ids is not None:
+        topic_ids = list(topic_ids)
+        if not topic_ids:
+            return 0
+        campaign_topics = Campaign.topics.through.objects
+        about_those_topics = campaign_topics.filter(
+            campaign_id=OuterRef("campaign_id"), topic_id__in=topic_ids
+        )
+        still_subscribed = Subscription.objects.filter(
+            citizen_id=citizen_id,
+            channel=channel,
+            status=Subscription.Status.ACTIVE,
+            topic_id__in=campaign_topics.filter(
+                campaign_id=OuterRef(OuterRef("campaign_id"))
+            ).values("topic_id"),
+        )
+        unsent = unsent.filter(Exists(about_those_topics)).exclude(Exists(still_subscribed))
+    return unsent.update(
+        status=Delivery.Status.SUPPRESSED,
+        rule=None,
+        reason=reason[:300],
+        finished_at=timezone.now(),
+    )
 
 
 def _fail(delivery: Delivery, reason: str, now: datetime.datetime) -> None:
@@ -435,12 +681,28 @@ def _unsubscribe_complainer(delivery: Delivery) -> None:
 def finish_campaigns_if_done(campaign_ids: Iterable[int]) -> list[int]:
     """Campaigns SENDING with nothing left pending, held or queued become SENT."""
     finished = []
+    unfinished = Delivery.objects.filter(campaign_id=OuterRef("pk"), status__in=UNFINISHED)
     for campaign_id in campaign_ids:
-        if Delivery.objects.filter(campaign_id=campaign_id, status__in=UNFINISHED).exists():
-            continue
-        if Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SENDING).update(
-            status=Campaign.Status.SENT, finished_at=timezone.now()
+        # One statement: the check and the change see the same deliveries.
+        if (
+            Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SENDING)
+            .exclude(Exists(unfinished))
+            .update(status=Campaign.Status.SENT, finished_at=timezone.now())
         ):
             finished.append(campaign_id)
             logger.info("campaign %s: every delivery handed over; sent", campaign_id)
     return finished
+
+
+def campaigns_with_pending_deliveries(
+    *, created_before: datetime.datetime | None = None, campaign_id: int | None = None
+) -> list[int]:
+    """SENDING campaigns with PENDING deliveries (written before `created_before`, when
+    given): those the send task has still to queue. One query."""
+    pending = Delivery.objects.filter(campaign_id=OuterRef("pk"), status=Delivery.Status.PENDING)
+    if created_before is not None:
+        pending = pending.filter(created_at__lt=created_before)
+    sending = Campaign.objects.filter(status=Campaign.Status.SENDING).filter(Exists(pending))
+    if campaign_id is not None:
+        sending = sending.filter(pk=campaign_id)
+    return list(sending.order_by("pk").values_list("pk", flat=True))

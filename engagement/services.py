@@ -306,8 +306,18 @@ def erasure_plan_subscriptions(citizen: Citizen) -> tuple[list[ErasureItem], lis
 
 def erase_subscriptions(citizen: Citizen, *, case: ServiceCase, actor: Actor) -> None:
     """Subscriptions end with the profile: the rows go (the ledger keeps the history, and
-    erase_consents withdraws what was given)."""
+    erase_consents withdraws what was given), and so do campaign messages materialised for
+    it but not sent yet."""
+    from engagement.subscriptions import SUBSCRIBABLE_CHANNELS, suppress_unsent_campaign_messages
+
     Subscription.objects.filter(citizen=citizen).delete()
+    for channel in SUBSCRIBABLE_CHANNELS:
+        suppress_unsent_campaign_messages(
+            citizen_id=citizen.pk,
+            channel=channel,
+            topic_ids=None,
+            reason=f"The resident's profile was erased (request {case.reference}).",
+        )
 
 
 # --- Merging profiles ----------------------------------------------------------------------

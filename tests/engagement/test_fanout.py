@@ -146,9 +146,14 @@ class TestWhoReceivesWhat:
 
     def test_unsubscribed_get_no_informational_or_promotional_but_do_get_essential(self, topic):
         gone = subscriber(topic)
-        Subscription.objects.filter(citizen=gone).update(status=Subscription.Status.UNSUBSCRIBED)
+        Subscription.objects.filter(citizen=gone).update(
+            status=Subscription.Status.UNSUBSCRIBED, confirmed_at=timezone.now()
+        )
         consent(gone, topic, "withdrawn")
         stayed = subscriber(topic)
+        # A request that lapsed unconfirmed is no evidence the person is affected.
+        lapsed = subscriber(topic, status=Subscription.Status.UNSUBSCRIBED, consent_action=None)
+        assert Subscription.objects.get(citizen=lapsed).confirmed_at is None
         for message_class in ("informational", "promotional"):
             campaign = make_campaign(topic, message_class=message_class)
             materialise_deliveries(campaign=campaign)

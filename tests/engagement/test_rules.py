@@ -14,7 +14,12 @@ from django.utils import timezone
 from citizenhub.models import ContactPoint, ServiceCase
 from engagement.fanout import materialise_deliveries
 from engagement.models import Campaign, ContactRule, Delivery, Subscription
-from engagement.rules import quiet_hours_in_effect, release_held_deliveries
+from engagement.rules import (
+    enabled_rules,
+    quiet_hours_in_effect,
+    quiet_hours_in_force,
+    release_held_deliveries,
+)
 from tests.engagement.test_fanout import add_phone, consent, make_campaign, make_topic, subscriber
 from tests.factories import (
     CitizenFactory,
@@ -265,6 +270,35 @@ class TestQuietHours:
         )
         now = datetime.datetime(2026, 7, 1, *clock, tzinfo=LONDON)
         assert quiet_hours_in_effect(rule, now) is expected
+
+
+class TestQuietHoursInForce:
+    """What sending asks before it queues a batch (engagement.sending._check_again)."""
+
+    def test_texts_by_default_at_night_only(self, quiet):
+        assert quiet_hours_in_force(NIGHT, "sms") == quiet
+        assert quiet_hours_in_force(EARLY, "sms") == quiet
+        assert quiet_hours_in_force(MORNING, "sms") is None
+        assert quiet_hours_in_force(NIGHT, "email") is None
+
+    def test_a_rule_naming_channels_covers_those(self, quiet):
+        quiet.channels = ["email"]
+        quiet.save()
+        assert quiet_hours_in_force(NIGHT, "email") == quiet
+        assert quiet_hours_in_force(NIGHT, "sms") is None
+
+    def test_disabled_incomplete_and_other_rules_do_not_count(self, quiet, cap, care_hold):
+        quiet.enabled = False
+        quiet.save()
+        ContactRule.objects.create(
+            name="Half a rule", kind=ContactRule.Kind.QUIET_HOURS, quiet_start=datetime.time(20)
+        )
+        assert quiet_hours_in_force(NIGHT, "sms") is None
+
+    def test_the_callers_rules_save_the_query(self, quiet, django_assert_num_queries):
+        rules = enabled_rules()
+        with django_assert_num_queries(0):
+            assert quiet_hours_in_force(NIGHT, "sms", rules=rules) == quiet
 
 
 class TestOrder:

@@ -4,12 +4,14 @@ report (sent, delivered, failed, bounced, spam complaints)."""
 
 from __future__ import annotations
 
+import datetime
 import time
 import uuid
 from email.message import Message
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.utils import timezone
 
 from channels.adapters import DeliveryReport
 from channels.models import Channel, OutboundMessage
@@ -239,6 +241,72 @@ def test_only_a_sending_campaign_is_queued(email_channel, django_capture_on_comm
     assert tasks.send_campaign(999_999) == {"queued": 0}
 
 
+def test_a_run_whose_batches_all_failed_still_hands_the_rest_to_the_next_run(
+    django_capture_on_commit_callbacks, monkeypatch
+):
+    # No text channel: every batch fails. What is left pending must still be taken up.
+    campaign, _, _ = sending_campaign(channels=("sms",), email_subscribers=0, sms_subscribers=4)
+    later: list[tuple] = []
+    monkeypatch.setattr(
+        tasks.send_campaign, "apply_async", lambda args, countdown: later.append((args, countdown))
+    )
+    monkeypatch.setattr(tasks.send_campaign, "delay", lambda *args: pytest.fail("no spinning"))
+    monkeypatch.setattr(tasks, "BATCHES_PER_RUN", 1)
+    monkeypatch.setattr(sending, "DEFAULT_BATCH_SIZE", 2)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.send_campaign(campaign.pk) == {"queued": 0, "more": True}
+    # Nothing queued this run: the next waits a little rather than spinning.
+    assert later == [((campaign.pk,), tasks.RETRY_WHEN_IDLE_SECONDS)]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.send_campaign(campaign.pk) == {"queued": 0, "more": False}
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"failed"}
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.SENT
+
+
+def test_stalled_campaigns_are_sent_again(
+    email_channel, django_capture_on_commit_callbacks, monkeypatch, django_assert_num_queries
+):
+    stalled, _, _ = sending_campaign()
+    old = timezone.now() - tasks.STALLED_AFTER - datetime.timedelta(minutes=1)
+    Delivery.objects.filter(campaign=stalled).update(created_at=old)
+    just_started, _, _ = sending_campaign()  # its task is surely still on its way
+    cancelled, _, _ = sending_campaign()
+    Campaign.objects.filter(pk=cancelled.pk).update(status=Campaign.Status.CANCELLED)
+    all_queued, _, _ = sending_campaign()
+    Delivery.objects.filter(campaign__in=[cancelled, all_queued]).update(created_at=old)
+    Delivery.objects.filter(campaign=all_queued).update(status=Delivery.Status.QUEUED)
+    enqueued: list[int] = []
+    monkeypatch.setattr(tasks.send_campaign, "delay", enqueued.append)
+
+    with django_assert_num_queries(1):
+        assert tasks.resume_stalled_campaigns() == [stalled.pk]
+    assert enqueued == [stalled.pk]
+    assert just_started.pk not in enqueued
+
+    # Resuming is the ordinary send task: a second one finds nothing left to queue.
+    monkeypatch.setattr(send_outbound_batch, "delay", lambda ids: None)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.send_campaign(stalled.pk) == {"queued": 2, "more": False}
+        assert tasks.send_campaign(stalled.pk) == {"queued": 0, "more": False}
+    assert tasks.resume_stalled_campaigns() == []
+    assert OutboundMessage.objects.count() == 2
+
+
+def test_a_campaign_is_sent_only_once_nothing_is_pending_held_or_queued(email_channel):
+    campaign, _, [first, second] = sending_campaign()
+    for status in (Delivery.Status.PENDING, Delivery.Status.HELD, Delivery.Status.QUEUED):
+        Delivery.objects.filter(campaign=campaign, citizen=first).update(status=status)
+        Delivery.objects.filter(campaign=campaign, citizen=second).update(status="delivered")
+        assert sending.finish_campaigns_if_done([campaign.pk]) == []
+    Delivery.objects.filter(campaign=campaign, citizen=first).update(status="suppressed")
+    assert sending.finish_campaigns_if_done([campaign.pk]) == [campaign.pk]
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.SENT and campaign.finished_at
+    assert sending.finish_campaigns_if_done([campaign.pk]) == []  # once
+
+
 def test_without_a_channel_that_can_send_the_deliveries_fail_with_the_reason(
     email_channel, django_capture_on_commit_callbacks
 ):
@@ -299,7 +367,7 @@ def test_a_started_campaign_reaches_everyone_once_and_is_sent(
         supervisor_officer(),
         channels=["email", "sms"],
         email_html="<p>Bins now go out on <b>Tuesdays</b>.</p>",
-        sms_text="Bins on Tuesdays now, {{ given_name }}.",
+        sms_text="Bins on Tuesdays now, {{ given_name }}. Stop: {{ unsubscribe_url }}",
     )
     with django_capture_on_commit_callbacks(execute=True):
         campaigns.campaign_start(campaign=campaign)
@@ -308,9 +376,9 @@ def test_a_started_campaign_reaches_everyone_once_and_is_sent(
         r.contact_points.get().normalised for r in emailed
     )
     assert sorted(t.phone_number for t in fake_notify.sent) == sorted(phone(i) for i in range(2))
-    assert {t.body for t in fake_notify.sent} == {
-        f"Bins on Tuesdays now, {r.given_name}." for r in texted
-    }
+    assert {
+        t.body.split(" Stop: https://council.example/unsubscribe/")[0] for t in fake_notify.sent
+    } == {f"Bins on Tuesdays now, {r.given_name}." for r in texted}
     deliveries = Delivery.objects.filter(campaign=campaign)
     assert deliveries.count() == 5
     assert {d.status for d in deliveries} == {"sent"} and all(d.sent_at for d in deliveries)

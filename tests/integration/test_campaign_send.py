@@ -203,7 +203,8 @@ def test_a_campaign_to_5000_subscribers_reaches_each_once_within_notify_limits(
         email_subject="Bin day changes, {{ given_name }}",
         email_text="Hello {{ given_name }}, from 1 December bins go out on Tuesdays.",
         email_html="<p>Hello {{ given_name }}, from 1 December bins go out on Tuesdays.</p>",
-        sms_text="Hi {{ given_name }}, from 1 Dec bins go out on Tuesdays.",
+        sms_text="Hi {{ given_name }}, from 1 Dec bins go out on Tuesdays. "
+        "Stop: {{ unsubscribe_url }}",
     )
     another_service_uses_the_key(notify)
 
@@ -227,9 +228,10 @@ def test_a_campaign_to_5000_subscribers_reaches_each_once_within_notify_limits(
     ours = [text for text in notify.sent if not text.phone_number.startswith("+4477008")]
     texts = Counter(text.phone_number for text in ours)
     assert set(texts) == {phone(i) for i in TEXTED} and set(texts.values()) == {1}
-    assert {text.body for text in ours} == {
+    assert {text.body.split(" Stop: ")[0] for text in ours} == {
         f"Hi Resident{i}, from 1 Dec bins go out on Tuesdays." for i in TEXTED
     }
+    assert all(f" Stop: {SITE_URL}/unsubscribe/" in text.body for text in ours)
     refused = [r for r in notify.requests if r.status == 429]
     assert refused, "Notify's limit was never reached: the test proves nothing about 429s"
     retried = OutboundMessage.objects.filter(channel=sms_channel, attempts__gt=1)
