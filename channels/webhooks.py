@@ -177,8 +177,11 @@ def delivery_status_webhook(request: HttpRequest, slug: str) -> JsonResponse:
     if isinstance(body, JsonResponse):
         return body
     try:
-        reports = adapter.parse_status_callback(request)
-        applied = record_delivery_reports(channel=channel, reports=reports)
+        # One transaction: a provider's replay token is marked used only when its reports
+        # were recorded, so a retry after an outage is not refused as a replay.
+        with transaction.atomic():
+            reports = adapter.parse_status_callback(request)
+            applied = record_delivery_reports(channel=channel, reports=reports)
     except WebhookRejected as exc:
         logger.warning("status %s: rejected %s: %s", slug, exc.status, exc.reason)
         return _error(exc.status, exc.reason)

@@ -86,7 +86,9 @@ class DeliveryReport:
     """A provider's word on a message we sent: delivered, or failed for good or for now."""
 
     provider_message_id: str
-    status: str  # "delivered", "permanent_failure", "temporary_failure", "technical_failure"
+    # "delivered", "permanent_failure", "temporary_failure", "technical_failure", or
+    # "complaint" (the recipient marked it as spam; it was delivered)
+    status: str
     detail: str = ""
     occurred_at: datetime.datetime | None = None
 

@@ -14,13 +14,24 @@ Channel settings: `signing_key_env` (environment variable holding the signing ke
 The form is parsed here from the capped raw body, never through `request.POST`: Django's
 DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB) counts form fields, and `body-mime` is a field, so a
 30 MB e-mail would be refused.
+
+Delivery events: the domain's webhooks for "delivered", "permanent failure", "temporary
+failure" and "spam complaints" point at `https://<host>/hooks/<slug>/status/`. Mailgun posts
+JSON, `{"signature": {"timestamp", "token", "signature"}, "event-data": {...}}`, signed the
+same way under the same key, with the same refusal of stale timestamps and reused tokens;
+`parse_status_callback` turns it into a DeliveryReport for the message whose Message-ID it
+names (stored without angle brackets, as `make_msgid(...)[1:-1]` gives it). Other events
+(opened, clicked, unsubscribed, ...) are answered 200 and ignored.
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import hmac
+import json
 import logging
+import math
 import time
 from email import message_from_bytes
 from email.policy import compat32
@@ -31,7 +42,13 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils.http import parse_header_parameters
 
-from channels.adapters import ParsedMessage, RawInbound, WebhookRejected, register_adapter
+from channels.adapters import (
+    DeliveryReport,
+    ParsedMessage,
+    RawInbound,
+    WebhookRejected,
+    register_adapter,
+)
 from channels.adapters.email_base import EmailAdapter
 from channels.email.parsing import external_id_for, parse_email
 
@@ -54,6 +71,10 @@ URLENCODED = "application/x-www-form-urlencoded"
 # anything is verified.
 MAX_FORM_FIELDS = 100
 _MAX_PART_HEADER_BYTES = 8192
+# Mailgun event → our DeliveryReport status; "failed" is split by its severity.
+_EVENT_STATUS = {"delivered": "delivered", "complained": "complaint"}
+_FAILED_STATUS = {"permanent": "permanent_failure", "temporary": "temporary_failure"}
+_MAX_DETAIL_CHARS = 2000
 
 
 class FormError(ValueError):
@@ -204,6 +225,61 @@ class MailgunInboundAdapter(EmailAdapter):
             message.recipients = list(recipients)
         return parse_email(self._body_mime(fields), recipients)
 
+    def parse_status_callback(self, request: HttpRequest) -> list[DeliveryReport]:
+        """Verify and read one Mailgun event webhook (JSON), signed like the inbound posts.
+
+        400 for a body that is not a JSON object or an event lacking what we need; 403 for a
+        missing, wrong or stale signature. Events other than delivered, failed and
+        complained give no report (answered 200, so Mailgun stops). A token already used
+        gives no report either: the signature covers only timestamp + token, so a second
+        use could carry another event; with the signature valid it is a replay.
+        """
+        try:
+            payload = json.loads(request.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise WebhookRejected(400, f"not a Mailgun event: invalid JSON: {exc}") from None
+        if not isinstance(payload, dict):
+            raise WebhookRejected(400, "not a Mailgun event: the body is not a JSON object")
+        max_age = self._max_age()
+        token = self._verify_signature(
+            _signature_fields(payload.get("signature")), now=time.time(), max_age=max_age
+        )
+        event_data = payload.get("event-data")
+        if not isinstance(event_data, dict):
+            raise WebhookRejected(400, "Mailgun event without an 'event-data' object")
+        event = event_data.get("event")
+        if not isinstance(event, str) or not event:
+            raise WebhookRejected(400, "Mailgun event-data without an 'event'")
+        status = self._report_status(event, event_data)
+        if status is None:
+            logger.info("channel %s: Mailgun %r event ignored", self.channel.slug, event)
+            return []
+        report = DeliveryReport(
+            provider_message_id=_message_id(event_data),
+            status=status,
+            detail=_detail(event_data),
+            occurred_at=_occurred_at(event_data),
+        )
+        if not self._claim_token(token, max_age):
+            logger.warning(
+                "channel %s: Mailgun token seen before, event not applied", self.channel.slug
+            )
+            return []
+        return [report]
+
+    @staticmethod
+    def _report_status(event: str, event_data: dict) -> str | None:
+        if event in _EVENT_STATUS:
+            return _EVENT_STATUS[event]
+        if event != "failed":
+            return None
+        severity = event_data.get("severity")
+        if severity not in _FAILED_STATUS:
+            raise WebhookRejected(
+                400, f"Mailgun failed event with severity {severity!r}, not permanent/temporary"
+            )
+        return _FAILED_STATUS[severity]
+
     def _max_age(self) -> int:
         return int(self.channel.setting("max_age_seconds", DEFAULT_MAX_AGE_SECONDS))
 
@@ -259,3 +335,62 @@ class MailgunInboundAdapter(EmailAdapter):
             text = value.decode("utf-8", "replace")
             addresses.extend(a.strip() for a in text.split(",") if a.strip())
         return tuple(dict.fromkeys(addresses))
+
+
+def _signature_fields(signature: object) -> dict[str, list[bytes]]:
+    """The JSON signature block in the shape `_verify_signature` reads from a form."""
+    if not isinstance(signature, dict):
+        return {}
+    fields = {}
+    for name in SIGNING_FIELDS:
+        value = signature.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # a timestamp sent as a number signs as its digits
+        if isinstance(value, str):
+            fields[name] = [value.encode("utf-8")]
+    return fields
+
+
+def _message_id(event_data: dict) -> str:
+    message = event_data.get("message")
+    headers = message.get("headers") if isinstance(message, dict) else None
+    value = headers.get("message-id") if isinstance(headers, dict) else None
+    if not isinstance(value, str):
+        raise WebhookRejected(400, "Mailgun event without message.headers.message-id")
+    # Our outbound Message-IDs are stored bare (make_msgid(...)[1:-1]).
+    value = value.strip()
+    if value.startswith("<") and value.endswith(">"):
+        value = value[1:-1].strip()
+    if not value:
+        raise WebhookRejected(400, "Mailgun event with an empty message-id")
+    return value
+
+
+def _occurred_at(event_data: dict) -> datetime.datetime | None:
+    value = event_data.get("timestamp")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise WebhookRejected(400, "Mailgun event timestamp is not a number")
+    try:
+        return datetime.datetime.fromtimestamp(value, tz=datetime.UTC)
+    except (OverflowError, OSError, ValueError):
+        raise WebhookRejected(400, "Mailgun event timestamp is out of range") from None
+
+
+def _detail(event_data: dict) -> str:
+    """What the receiving server said (code, message, description), or the failure reason."""
+    parts: list[str] = []
+    status = event_data.get("delivery-status")
+    if isinstance(status, dict):
+        for name in ("code", "message", "description"):
+            value = status.get(name)
+            if isinstance(value, bool) or value in (None, ""):
+                continue
+            text = str(value).strip()
+            if text and text not in parts:
+                parts.append(text)
+    reason = event_data.get("reason")
+    if isinstance(reason, str) and reason.strip() and event_data.get("event") == "failed":
+        parts.append(f"({reason.strip()})")
+    return " ".join(parts)[:_MAX_DETAIL_CHARS]
