@@ -34,6 +34,16 @@ def _relabel(form: forms.Form, **fields: tuple) -> None:
 
 
 NEW_PASSWORD_HINT = _("At least 8 characters. Do not use a password you use anywhere else.")
+# The new password and its confirmation, as every form that sets a password asks for them.
+NEW_PASSWORD_FIELDS = {
+    "password1": (_("New password"), NEW_PASSWORD_HINT, _("Enter a new password"), "new-password"),
+    "password2": (
+        _("Confirm your new password"),
+        "",
+        _("Confirm your new password"),
+        "new-password",
+    ),
+}
 
 
 class ResidentLoginForm(allauth_forms.LoginForm):
@@ -87,18 +97,7 @@ class ResidentResetPasswordKeyForm(allauth_forms.ResetPasswordKeyForm):
         super().__init__(*args, **kwargs)
         _relabel(
             self,
-            password1=(
-                _("New password"),
-                NEW_PASSWORD_HINT,
-                _("Enter a new password"),
-                "new-password",
-            ),
-            password2=(
-                _("Confirm your new password"),
-                "",
-                _("Confirm your new password"),
-                "new-password",
-            ),
+            **NEW_PASSWORD_FIELDS,
         )
 
 
@@ -113,18 +112,7 @@ class ResidentChangePasswordForm(allauth_forms.ChangePasswordForm):
                 _("Enter your current password"),
                 "current-password",
             ),
-            password1=(
-                _("New password"),
-                NEW_PASSWORD_HINT,
-                _("Enter a new password"),
-                "new-password",
-            ),
-            password2=(
-                _("Confirm your new password"),
-                "",
-                _("Confirm your new password"),
-                "new-password",
-            ),
+            **NEW_PASSWORD_FIELDS,
         )
 
 
@@ -133,18 +121,7 @@ class ResidentSetPasswordForm(allauth_forms.SetPasswordForm):
         super().__init__(*args, **kwargs)
         _relabel(
             self,
-            password1=(
-                _("New password"),
-                NEW_PASSWORD_HINT,
-                _("Enter a new password"),
-                "new-password",
-            ),
-            password2=(
-                _("Confirm your new password"),
-                "",
-                _("Confirm your new password"),
-                "new-password",
-            ),
+            **NEW_PASSWORD_FIELDS,
         )
 
 
