@@ -46,7 +46,6 @@ from citizenhub.errors import ApplicationError
 from citizenhub.models import Address, Citizen, ContactPoint, Service, ServiceCase
 from engagement.models import (
     Campaign,
-    ConsentRecord,
     Delivery,
     MessageClass,
     Subscription,
@@ -55,9 +54,11 @@ from engagement.models import (
 from engagement.rules import (
     DO_NOT_CONTACT_REASON,
     SqlParams,
+    consent_allows_sql,
     enabled_rules,
     quote,
     rules_sql,
+    subquery_fence,
 )
 
 # The campaign channels the fan-out can address, and the contact point kind each needs.
@@ -160,15 +161,13 @@ def _members_sql(campaign: Campaign, channels: list[str], params: SqlParams) -> 
         )
     if not has_topics:
         return None
-    latest_consent = (
-        f"COALESCE((SELECT cr.action FROM {quote(ConsentRecord)} cr"
-        " WHERE cr.citizen_id = s.citizen_id AND cr.purpose = t.slug AND cr.channel = s.channel"
-        " ORDER BY cr.occurred_at DESC, cr.id DESC LIMIT 1), '')"
+    consent = consent_allows_sql(
+        campaign.message_class,
+        citizen="s.citizen_id",
+        purpose="t.slug",
+        channel="s.channel",
+        params=params,
     )
-    if campaign.message_class == MessageClass.PROMOTIONAL:
-        consent = f"{latest_consent} = {params.add(ConsentRecord.Action.GIVEN)}"
-    else:
-        consent = f"{latest_consent} <> {params.add(ConsentRecord.Action.WITHDRAWN)}"
     return (
         "SELECT s.citizen_id AS citizen_id, s.channel AS channel"
         f" FROM {quote(Subscription)} s JOIN {quote(Topic)} t ON t.id = s.topic_id"
@@ -259,12 +258,6 @@ class FanoutResult:
         return self.pending + self.held + self.suppressed
 
 
-def _fence() -> str:
-    """Keeps a subquery from being merged into the query around it, so a column computed
-    once by a subquery is not evaluated again at every mention (PostgreSQL inlines them)."""
-    return "OFFSET 0" if connection.vendor == "postgresql" else "LIMIT -1 OFFSET 0"
-
-
 def materialise_statement(
     campaign: Campaign, *, now: datetime.datetime, params: SqlParams
 ) -> str | None:
@@ -306,6 +299,7 @@ def materialise_statement(
         for number, (_condition, _status, _rule, reason) in enumerate(verdicts, start=1)
     )
     columns = "".join(f", {column}" for column in rules.columns)
+    fence = subquery_fence()
     return (
         f"SELECT {campaign_id}, w.citizen_id, w.channel, w.contact_point_id, w.to_value,"
         f" CASE w.verdict {status} ELSE {params.add(Delivery.Status.PENDING)} END,"
@@ -313,7 +307,7 @@ def materialise_statement(
         f" CASE w.verdict {reasons} ELSE '' END, {created_at}"
         # The rules' columns and conditions read alias w in both layers.
         f" FROM (SELECT w.*, CASE {verdict} ELSE 0 END AS verdict"
-        f" FROM (SELECT a.*{columns} FROM ({audience}) a {_fence()}) w {_fence()}) w"
+        f" FROM (SELECT a.*{columns} FROM ({audience}) a {fence}) w {fence}) w"
     )
 
 
